@@ -1,0 +1,64 @@
+"""wireline's sans-IO protocol core: HTTP/1.1 (and later HTTP/2) client state
+with no I/O, no event loop and no clock, reusable by any driver."""
+
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .events import (
+    DataReceived,
+    Event,
+    InformationalResponse,
+    ProtocolSwitched,
+    ResponseComplete,
+    ResponseReceived,
+    TrailersReceived,
+)
+from .headers import (
+    HeaderInput,
+    Headers,
+    has_header,
+    normalize_headers,
+    validate_method,
+    validate_target,
+)
+from .http11 import (
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADER_COUNT,
+    HTTP11ConnectionState,
+    HTTP11State,
+)
+from .urls import (
+    DEFAULT_PORTS,
+    URL,
+    Origin,
+    enforce_bytes,
+    host_header_value,
+    validate_sni_hostname,
+)
+
+__all__ = [
+    "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_MAX_HEADER_COUNT",
+    "DEFAULT_PORTS",
+    "URL",
+    "DataReceived",
+    "Event",
+    "HTTP11ConnectionState",
+    "HTTP11State",
+    "HeaderInput",
+    "Headers",
+    "InformationalResponse",
+    "LocalProtocolError",
+    "Origin",
+    "ProtocolError",
+    "ProtocolSwitched",
+    "RemoteProtocolError",
+    "ResponseComplete",
+    "ResponseReceived",
+    "TrailersReceived",
+    "enforce_bytes",
+    "has_header",
+    "host_header_value",
+    "normalize_headers",
+    "validate_method",
+    "validate_sni_hostname",
+    "validate_target",
+]

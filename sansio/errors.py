@@ -1,0 +1,27 @@
+"""Protocol errors raised by the sans-IO core.
+
+Two directions, never mixed: a :class:`LocalProtocolError` means *we* were asked
+to do something the protocol forbids and is raised only from commands (and from
+model validation, which runs before a command could put a byte on the wire); a
+:class:`RemoteProtocolError` means the *peer* broke the protocol and is raised
+only from ``receive_data`` / ``receive_eof``. Messages name the rule that failed.
+
+These are the very classes ``aio`` exports under httpcore's names, so a driver
+never has to translate them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+
+
+class ProtocolError(Exception):
+    """Base class of both protocol error directions."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller asked for something the protocol does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow."""

@@ -1,0 +1,211 @@
+"""URL and Origin models, and the checks on names that end up on the wire.
+
+These mirror httpcore's ``URL`` and ``Origin`` (same fields, equality, ``bytes()``
+and ``str()`` forms) with two differences: ``Origin`` is hashable, so a pool can
+key dictionaries by it, and every host is validated before a socket could open.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import urllib.parse
+from dataclasses import dataclass
+
+import idna
+
+from .errors import LocalProtocolError
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "URL",
+    "Origin",
+    "enforce_bytes",
+    "host_header_value",
+    "validate_sni_hostname",
+]
+
+# RFC 9110 §4.2 (http/https), RFC 6455 §3 (ws/wss), RFC 1928 §3 (SOCKS on 1080).
+DEFAULT_PORTS: dict[bytes, int] = {
+    b"http": 80,
+    b"https": 443,
+    b"ws": 80,
+    b"wss": 443,
+    b"socks5": 1080,
+    b"socks5h": 1080,
+}
+
+# A host is a reg-name, an IPv4 address or an IPv6 literal (brackets removed);
+# RFC 3986 §3.2.2 allows unreserved, pct-encoded and sub-delims, plus ':' for IPv6.
+# Anything else (CTLs, space, '/', '@', '#', '\\'...) would let a caller smuggle
+# a second header or request through the Host line or the SNI extension.
+_HOST = re.compile(rb"[A-Za-z0-9\-._~%!$&'()*+,;=:]+")
+
+
+def enforce_bytes(value: bytes | str, *, name: str) -> bytes:
+    """Return ``value`` as ASCII bytes, with httpcore's messages for bad input.
+
+    Raises:
+        TypeError: ``value`` is neither bytes nor str, or is non-ASCII str.
+    """
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return value.encode("ascii")
+        except UnicodeEncodeError:
+            raise TypeError(
+                f"{name} strings may not include unicode characters."
+            ) from None
+    seen = type(value).__name__
+    raise TypeError(f"{name} must be bytes or str, but got {seen}.")
+
+
+def _validate_host(host: bytes) -> bytes:
+    if host and _HOST.fullmatch(host) is None:
+        raise LocalProtocolError(
+            f"invalid URL host {host!r}: only RFC 3986 reg-name characters, IPv4 "
+            "and IPv6 literals are allowed (no CR, LF, NUL, space or delimiters)"
+        )
+    return host
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Scheme, host and port: what a connection is bound to (RFC 6454 §4)."""
+
+    scheme: bytes
+    host: bytes
+    port: int
+
+    def __str__(self) -> str:
+        scheme = self.scheme.decode("ascii")
+        host = self.host.decode("ascii")
+        return f"{scheme}://{host}:{self.port}"
+
+
+class URL:
+    """A request URL, either parsed from a string or built from its parts.
+
+    Args:
+        url: The whole URL as bytes or ASCII str; parts given by keyword win.
+        scheme: ``b"http"``, ``b"https"``, ``b"ws"`` or ``b"wss"`` for requests.
+        host: The host, without brackets for IPv6.
+        port: The port, or None for the scheme's default.
+        target: Path plus ``?query``; the fragment is never sent.
+
+    Raises:
+        TypeError: A non-ASCII str or a value of the wrong type.
+        LocalProtocolError: The host contains characters that cannot be sent.
+    """
+
+    __slots__ = ("host", "port", "scheme", "target")
+
+    def __init__(
+        self,
+        url: bytes | str = "",
+        *,
+        scheme: bytes | str = b"",
+        host: bytes | str = b"",
+        port: int | None = None,
+        target: bytes | str = b"",
+    ) -> None:
+        if url:
+            parsed = urllib.parse.urlparse(enforce_bytes(url, name="url"))
+            self.scheme = enforce_bytes(scheme, name="scheme") or parsed.scheme
+            self.host = enforce_bytes(host, name="host") or parsed.hostname or b""
+            self.port = port or parsed.port
+            self.target = enforce_bytes(target, name="target") or (
+                (parsed.path or b"/") + (b"?" + parsed.query if parsed.query else b"")
+            )
+        else:
+            self.scheme = enforce_bytes(scheme, name="scheme")
+            self.host = enforce_bytes(host, name="host")
+            self.port = port
+            self.target = enforce_bytes(target, name="target")
+        _validate_host(self.host)
+
+    @property
+    def origin(self) -> Origin:
+        """The origin, with the scheme's default port filled in."""
+        port = self.port if self.port is not None else DEFAULT_PORTS[self.scheme]
+        return Origin(scheme=self.scheme, host=self.host, port=port)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, URL)
+            and other.scheme == self.scheme
+            and other.host == self.host
+            and other.port == self.port
+            and other.target == self.target
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.scheme, self.host, self.port, self.target))
+
+    def __bytes__(self) -> bytes:
+        host = b"[" + self.host + b"]" if b":" in self.host else self.host
+        if self.port is None:
+            return b"%b://%b%b" % (self.scheme, host, self.target)
+        return b"%b://%b:%d%b" % (self.scheme, host, self.port, self.target)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(scheme={self.scheme!r}, "
+            f"host={self.host!r}, port={self.port!r}, target={self.target!r})"
+        )
+
+
+def host_header_value(url: URL) -> bytes:
+    """The ``Host`` header for ``url`` (RFC 9110 §7.2): host, plus a non-default port.
+
+    IPv6 literals are bracketed as RFC 3986 §3.2.2 requires (httpcore sends them
+    bare, which servers cannot parse back).
+    """
+    host = b"[" + url.host + b"]" if b":" in url.host else url.host
+    if url.port is None or url.port == DEFAULT_PORTS.get(url.scheme):
+        return host
+    return b"%b:%d" % (host, url.port)
+
+
+def validate_sni_hostname(value: object) -> str:
+    """Check the ``sni_hostname`` request extension and return it as ``ssl`` wants.
+
+    An internationalised name becomes its A-label form (RFC 5890 §2.3.2.1); an
+    IP address is allowed (``ssl`` then checks it against the certificate's IP
+    entries and sends no SNI, per RFC 6066 §3).
+
+    Raises:
+        LocalProtocolError: Not a str/bytes, empty, or not a valid host name.
+    """
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            raise LocalProtocolError(
+                f"sni_hostname {value!r} must be ASCII bytes or a str"
+            ) from None
+    if not isinstance(value, str):
+        raise LocalProtocolError(
+            f"sni_hostname must be a str, got {type(value).__name__}"
+        )
+    if not value.isascii():
+        try:
+            value = idna.encode(value, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise LocalProtocolError(
+                f"sni_hostname {value!r} is not a valid IDN host name: {exc}"
+            ) from exc
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if (
+            not value
+            or _HOST.fullmatch(value.encode("ascii")) is None
+            or (":" in value)
+        ):
+            raise LocalProtocolError(
+                f"sni_hostname {value!r} is not a valid host name (RFC 6066 §3: "
+                "a DNS name; CR, LF, NUL, space and delimiters are not allowed)"
+            ) from None
+    return value
