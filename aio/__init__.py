@@ -1,0 +1,67 @@
+"""wireline's asyncio driver, with httpcore's async API.
+
+``import aio as httpcore`` works for code written against httpcore's async
+surface: the same class names, constructor arguments, exceptions and extensions.
+"""
+
+from sansio.urls import URL, Origin
+
+from .backends import SOCKET_OPTION, AsyncIOBackend, AsyncNetworkBackend
+from .connection import AsyncHTTPConnection
+from .exceptions import (
+    ConnectError,
+    ConnectionNotAvailable,
+    ConnectTimeout,
+    LocalProtocolError,
+    NetworkError,
+    PoolTimeout,
+    ProtocolError,
+    ProxyError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    TimeoutException,
+    UnsupportedProtocol,
+    WriteError,
+    WriteTimeout,
+)
+from .http11 import AsyncHTTP11Connection
+from .interfaces import AsyncConnectionInterface
+from .mock import AsyncMockBackend, AsyncMockStream
+from .models import ByteStream, Request, Response
+from .streams import AsyncIOStream, AsyncNetworkStream
+from .tls import default_ssl_context
+
+__all__ = [
+    "SOCKET_OPTION",
+    "URL",
+    "AsyncConnectionInterface",
+    "AsyncHTTP11Connection",
+    "AsyncHTTPConnection",
+    "AsyncIOBackend",
+    "AsyncIOStream",
+    "AsyncMockBackend",
+    "AsyncMockStream",
+    "AsyncNetworkBackend",
+    "AsyncNetworkStream",
+    "ByteStream",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionNotAvailable",
+    "LocalProtocolError",
+    "NetworkError",
+    "Origin",
+    "PoolTimeout",
+    "ProtocolError",
+    "ProxyError",
+    "ReadError",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "Request",
+    "Response",
+    "TimeoutException",
+    "UnsupportedProtocol",
+    "WriteError",
+    "WriteTimeout",
+    "default_ssl_context",
+]

@@ -1,0 +1,372 @@
+"""HTTP/1.1 over one network stream: drives :class:`sansio.HTTP11State`.
+
+This module moves bytes and awaits; it never parses or frames HTTP. Every state
+change happens synchronously before the first ``await`` of any cleanup path, so
+a cancellation at any point leaves the connection either reusable (the response
+completed) or closed, never half-way.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sansio.events import (
+    DataReceived,
+    Event,
+    ProtocolSwitched,
+    ResponseComplete,
+    ResponseReceived,
+)
+from sansio.http11 import HTTP11ConnectionState, HTTP11State
+from sansio.urls import Origin
+
+from .exceptions import ConnectionNotAvailable, WriteError
+from .interfaces import AsyncConnectionInterface
+from .models import Request, Response
+from .streams import AsyncNetworkStream
+from .trace import Trace
+
+__all__ = ["AsyncHTTP11Connection"]
+
+logger = logging.getLogger(__name__)
+
+# Bytes asked of the stream per read: big enough that a large body takes few
+# event-loop round trips, small enough to bound a connection's read buffer.
+READ_NUM_BYTES = 64 * 1024
+
+
+class HTTPConnectionState(enum.IntEnum):
+    """A connection's state as httpcore reports it in ``repr()`` and ``info()``."""
+
+    NEW = 0
+    ACTIVE = 1
+    IDLE = 2
+    CLOSED = 3
+
+
+class AsyncHTTP11Connection(AsyncConnectionInterface):
+    """One HTTP/1.1 connection over an already-open stream.
+
+    Args:
+        origin: The origin this connection serves.
+        stream: The open network stream (TCP, Unix or TLS).
+        keepalive_expiry: Seconds an idle connection stays reusable, or None.
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        stream: AsyncNetworkStream,
+        keepalive_expiry: float | None = None,
+    ) -> None:
+        self._origin = origin
+        self._network_stream = stream
+        self._keepalive_expiry = keepalive_expiry
+        self._h11 = HTTP11State()
+        self._state = HTTPConnectionState.NEW
+        self._request_count = 0
+        self._expire_at: float | None = None
+        self._events: deque[Event] = deque()
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Send ``request`` and return once the response head has arrived.
+
+        Raises:
+            RuntimeError: ``request`` is for another origin.
+            ConnectionNotAvailable: A request is already in flight, or the
+                connection is closed.
+            WriteTimeout, WriteError, ReadTimeout, ReadError: I/O failed.
+            RemoteProtocolError: The server broke HTTP/1.1.
+
+        On any failure, cancellation included, the connection is closed.
+        """
+        if not self.can_handle_request(request.url.origin):
+            raise RuntimeError(
+                f"Attempted to send request to {request.url.origin} on connection "
+                f"to {self._origin}"
+            )
+        if self._state not in (HTTPConnectionState.NEW, HTTPConnectionState.IDLE):
+            raise ConnectionNotAvailable()
+        self._state = HTTPConnectionState.ACTIVE
+        self._request_count += 1
+        self._expire_at = None
+
+        try:
+            kwargs = {"request": request}
+            try:
+                async with Trace("send_request_headers", logger, request, kwargs):
+                    await self._send_request_headers(request)
+                async with Trace("send_request_body", logger, request, kwargs):
+                    await self._send_request_body(request)
+            except WriteError:
+                # The server may close its side early and still answer (a 413
+                # while we upload, say): read that answer rather than the error.
+                pass
+            async with Trace(
+                "receive_response_headers", logger, request, kwargs
+            ) as trace:
+                head, switched = await self._receive_response_headers(request)
+                trace.return_value = (
+                    head.http_version,
+                    head.status,
+                    head.reason_phrase,
+                    head.headers,
+                )
+        except BaseException:
+            self._discard()
+            await self._close_unabortable_stream()
+            async with Trace("response_closed", logger, request):
+                pass
+            raise
+
+        network_stream: AsyncNetworkStream = self._network_stream
+        if switched is not None:
+            network_stream = AsyncHTTP11UpgradeStream(network_stream, switched.buffered)
+        return Response(
+            status=head.status,
+            headers=head.headers,
+            content=HTTP11ConnectionByteStream(self, request),
+            extensions={
+                "http_version": head.http_version,
+                "reason_phrase": head.reason_phrase,
+                "network_stream": network_stream,
+            },
+        )
+
+    # -- sending -------------------------------------------------------------
+
+    async def _send_request_headers(self, request: Request) -> None:
+        self._h11.send_request(request.method, request.url.target, request.headers)
+        await self._flush(request)
+
+    async def _send_request_body(self, request: Request) -> None:
+        h11 = self._h11
+        stream = request.stream
+        if not hasattr(stream, "__aiter__"):
+            raise TypeError("an async request body must be an async iterable")
+        async for chunk in stream:
+            h11.send_body(chunk)
+            await self._flush(request)
+        h11.end_request()
+        await self._flush(request)
+
+    async def _flush(self, request: Request) -> None:
+        data = self._h11.data_to_send()
+        if data:
+            timeout = request.extensions.get("timeout", {}).get("write")
+            await self._network_stream.write(data, timeout=timeout)
+
+    # -- receiving -----------------------------------------------------------
+
+    async def _next_event(self, request: Request) -> Event:
+        events = self._events
+        while not events:
+            timeout = request.extensions.get("timeout", {}).get("read")
+            data = await self._network_stream.read(READ_NUM_BYTES, timeout=timeout)
+            if data:
+                events.extend(self._h11.receive_data(data))
+            else:
+                events.extend(self._h11.receive_eof())
+        return events.popleft()
+
+    async def _receive_response_headers(
+        self, request: Request
+    ) -> tuple[ResponseReceived, ProtocolSwitched | None]:
+        while True:
+            event = await self._next_event(request)
+            if type(event) is ResponseReceived:
+                break
+            # Informational 1xx responses are skipped, as httpcore does.
+        switched = None
+        if self._events and type(self._events[0]) is ProtocolSwitched:
+            switched = self._events.popleft()
+        assert switched is None or isinstance(switched, ProtocolSwitched)
+        return event, switched
+
+    async def _receive_response_body(self, request: Request) -> AsyncIterator[bytes]:
+        if self._h11.state is HTTP11ConnectionState.SWITCHED:
+            return
+        while True:
+            event = await self._next_event(request)
+            if type(event) is DataReceived:
+                yield event.data
+            elif type(event) is ResponseComplete:
+                return
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _response_closed(self) -> None:
+        """Settle the connection after its response closed: reuse or discard."""
+        if self._h11.state is HTTP11ConnectionState.IDLE and not self._events:
+            self._state = HTTPConnectionState.IDLE
+            if self._keepalive_expiry is not None:
+                self._expire_at = time.monotonic() + self._keepalive_expiry
+        else:
+            self._discard()
+
+    def _discard(self) -> None:
+        """Close synchronously: safe in any state, at any cancellation point."""
+        self._state = HTTPConnectionState.CLOSED
+        self._h11.close()
+        abort = getattr(self._network_stream, "abort", None)
+        if abort is not None:
+            abort()
+
+    async def _close_unabortable_stream(self) -> None:
+        """Finish a discard for streams (mocks, user backends) with no ``abort()``."""
+        if self._state is HTTPConnectionState.CLOSED and not hasattr(
+            self._network_stream, "abort"
+        ):
+            await self._network_stream.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection and its stream."""
+        self._state = HTTPConnectionState.CLOSED
+        self._h11.close()
+        await self._network_stream.aclose()
+
+    # -- the pool's view -----------------------------------------------------
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        """Whether this connection is for ``origin``."""
+        return origin == self._origin
+
+    def is_available(self) -> bool:
+        """Whether a request may be sent now (HTTP/1.1: one at a time)."""
+        return self._state is HTTPConnectionState.IDLE
+
+    def has_expired(self) -> bool:
+        """Whether keep-alive expired, or the server closed (or wrote to) it
+        while it was idle."""
+        if self._expire_at is not None and time.monotonic() > self._expire_at:
+            return True
+        return self._state is HTTPConnectionState.IDLE and bool(
+            self._network_stream.get_extra_info("is_readable")
+        )
+
+    def is_idle(self) -> bool:
+        """Whether no request is in flight."""
+        return self._state is HTTPConnectionState.IDLE
+
+    def is_closed(self) -> bool:
+        """Whether it is closed for good."""
+        return self._state is HTTPConnectionState.CLOSED
+
+    def info(self) -> str:
+        """``'https://example.com:443', HTTP/1.1, IDLE, Request Count: 1``."""
+        origin = str(self._origin)
+        return (
+            f"{origin!r}, HTTP/1.1, {self._state.name}, "
+            f"Request Count: {self._request_count}"
+        )
+
+    def __repr__(self) -> str:
+        origin = str(self._origin)
+        return (
+            f"<{self.__class__.__name__} [{origin!r}, {self._state.name}, "
+            f"Request Count: {self._request_count}]>"
+        )
+
+    async def __aenter__(self) -> AsyncHTTP11Connection:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.aclose()
+
+
+class HTTP11ConnectionByteStream:
+    """The response body: iterate it once, then ``aclose()`` releases the
+    connection (for reuse when the response completed, closed otherwise)."""
+
+    def __init__(self, connection: AsyncHTTP11Connection, request: Request) -> None:
+        self._connection = connection
+        self._request = request
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        kwargs = {"request": self._request}
+        try:
+            async with Trace("receive_response_body", logger, self._request, kwargs):
+                async for chunk in self._connection._receive_response_body(
+                    self._request
+                ):
+                    yield chunk
+        except BaseException:
+            # Whatever broke the body (I/O, protocol, cancellation, or the
+            # consumer leaving), the connection cannot carry another request.
+            if not self._closed:
+                self._closed = True
+                self._connection._discard()
+                await self._connection._close_unabortable_stream()
+                async with Trace("response_closed", logger, self._request):
+                    pass
+            raise
+
+    async def aclose(self) -> None:
+        """Release the connection; safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            self._connection._response_closed()
+            await self._connection._close_unabortable_stream()
+            async with Trace("response_closed", logger, self._request):
+                pass
+
+
+class AsyncHTTP11UpgradeStream(AsyncNetworkStream):
+    """The connection's stream after a 101 or a 2xx CONNECT.
+
+    Bytes the HTTP/1.1 parser had already received past the response head are
+    the first bytes of the new protocol: ``read()`` returns them first.
+    """
+
+    def __init__(self, stream: AsyncNetworkStream, leading_data: bytes) -> None:
+        self._stream = stream
+        self._leading_data = leading_data
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return buffered bytes first, then read from the network."""
+        if self._leading_data:
+            data = self._leading_data[:max_bytes]
+            self._leading_data = self._leading_data[max_bytes:]
+            return data
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send ``buffer``."""
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        """Close the underlying stream."""
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        """Start TLS on the underlying stream (e.g. to the origin in a tunnel).
+
+        Raises:
+            ConnectError: Unread bytes of the new protocol are still buffered.
+        """
+        if self._leading_data:
+            from .exceptions import ConnectError
+
+            raise ConnectError(
+                f"{len(self._leading_data)} unread bytes are buffered before "
+                "start_tls(); the peer spoke before the TLS handshake"
+            )
+        return await self._stream.start_tls(ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> Any:
+        """As the underlying stream, except ``is_readable`` counts buffered bytes."""
+        if info == "is_readable" and self._leading_data:
+            return True
+        return self._stream.get_extra_info(info)

@@ -1,0 +1,135 @@
+"""The request API shared by pools and connections, and the connection contract."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sansio.headers import HeaderInput, Headers, normalize_headers
+from sansio.urls import URL, Origin, enforce_bytes, host_header_value
+
+from .models import Content, Extensions, Request, Response, enforce_url
+
+__all__ = ["AsyncConnectionInterface", "AsyncRequestInterface"]
+
+
+def include_request_headers(headers: Headers, *, url: URL, content: Content) -> Headers:
+    """Add ``Host`` first, and body framing when ``content`` is given.
+
+    ``Content-Length`` for bytes, ``Transfer-Encoding: chunked`` for an
+    iterator, unless the caller set either (httpcore's rule).
+    """
+    names = {name.lower() for name, _ in headers}
+    if b"host" not in names:
+        headers = [(b"Host", host_header_value(url)), *headers]
+    if (
+        content is not None
+        and b"content-length" not in names
+        and b"transfer-encoding" not in names
+    ):
+        if isinstance(content, bytes):
+            headers.append((b"Content-Length", b"%d" % len(content)))
+        else:
+            headers.append((b"Transfer-Encoding", b"chunked"))
+    return headers
+
+
+class AsyncRequestInterface:
+    """``request()`` and ``stream()`` on top of ``handle_async_request()``."""
+
+    async def request(
+        self,
+        method: bytes | str,
+        url: URL | bytes | str,
+        *,
+        headers: HeaderInput | None = None,
+        content: Content = None,
+        extensions: Extensions | None = None,
+    ) -> Response:
+        """Send a request and read the whole response; the connection is released.
+
+        ``Host`` and body framing headers are added when missing.
+        """
+        request = self._build(method, url, headers, content, extensions)
+        response = await self.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: bytes | str,
+        url: URL | bytes | str,
+        *,
+        headers: HeaderInput | None = None,
+        content: Content = None,
+        extensions: Extensions | None = None,
+    ) -> AsyncIterator[Response]:
+        """Send a request and yield the response with its body unread.
+
+        The response is closed when the block exits, however it exits.
+        """
+        request = self._build(method, url, headers, content, extensions)
+        response = await self.handle_async_request(request)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    @staticmethod
+    def _build(
+        method: bytes | str,
+        url: URL | bytes | str,
+        headers: HeaderInput | None,
+        content: Content,
+        extensions: Extensions | None,
+    ) -> Request:
+        url = enforce_url(url, name="url")
+        return Request(
+            method=enforce_bytes(method, name="method"),
+            url=url,
+            headers=include_request_headers(
+                normalize_headers(headers), url=url, content=content
+            ),
+            content=content,
+            extensions=extensions,
+        )
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Send ``request`` and return the response with its body unread."""
+        raise NotImplementedError()  # pragma: no cover
+
+
+class AsyncConnectionInterface(AsyncRequestInterface):
+    """What a pool needs to know about one connection."""
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def info(self) -> str:
+        """A one-line state summary (the body of ``repr()``)."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        """Whether this connection is for ``origin``."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def is_available(self) -> bool:
+        """Whether a new request may be sent on it now."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def has_expired(self) -> bool:
+        """Whether it should be closed: keep-alive expired or the server left."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def is_idle(self) -> bool:
+        """Whether no request is in flight."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def is_closed(self) -> bool:
+        """Whether it is closed for good."""
+        raise NotImplementedError()  # pragma: no cover

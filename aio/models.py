@@ -1,0 +1,192 @@
+"""Request, Response and body streams, shaped like httpcore's.
+
+``URL`` and ``Origin`` come from the sans-IO core. A ``Request`` is validated when
+it is built (method, target, every header, Host, the ``target`` and
+``sni_hostname`` extensions), so a request that could inject bytes into the wire
+fails before any socket opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any
+
+from sansio.headers import (
+    HeaderInput,
+    Headers,
+    normalize_headers,
+    validate_method,
+    validate_target,
+)
+from sansio.urls import URL, Origin, enforce_bytes, validate_sni_hostname
+
+__all__ = ["URL", "ByteStream", "Origin", "Request", "Response", "enforce_url"]
+
+Extensions = dict[str, Any]
+
+
+def enforce_url(value: URL | bytes | str, *, name: str) -> URL:
+    """Return ``value`` as a :class:`URL`, with httpcore's TypeError otherwise."""
+    if isinstance(value, URL):
+        return value
+    if isinstance(value, bytes | str):
+        return URL(value)
+    seen = type(value).__name__
+    raise TypeError(f"{name} must be a URL, bytes, or str, but got {seen}.")
+
+
+class ByteStream:
+    """A body that is a single ``bytes`` value, iterable sync and async."""
+
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._content
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._content
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} [{len(self._content)} bytes]>"
+
+
+Content = bytes | AsyncIterable[bytes] | Iterable[bytes] | None
+
+
+def _enforce_stream(
+    content: Content, *, name: str
+) -> AsyncIterable[bytes] | Iterable[bytes]:
+    if content is None:
+        return ByteStream(b"")
+    if isinstance(content, bytes):
+        return ByteStream(content)
+    return content
+
+
+class Request:
+    """An HTTP request.
+
+    Args:
+        method: ``b"GET"``, ``"POST"``... (bytes or ASCII str; an RFC 9110 token).
+        url: A :class:`URL`, or bytes / str to parse.
+        headers: A mapping or a sequence of ``(name, value)`` pairs.
+        content: ``bytes``, an async iterable of ``bytes``, or None.
+        extensions: ``timeout``, ``trace``, ``sni_hostname``, ``target``.
+
+    Raises:
+        TypeError: A value of the wrong type or a non-ASCII str.
+        LocalProtocolError: A method, target, header, host or ``sni_hostname``
+            that would put CR, LF, NUL or other illegal bytes on the wire.
+    """
+
+    __slots__ = ("extensions", "headers", "method", "stream", "url")
+
+    def __init__(
+        self,
+        method: bytes | str,
+        url: URL | bytes | str,
+        *,
+        headers: HeaderInput | None = None,
+        content: Content = None,
+        extensions: Extensions | None = None,
+    ) -> None:
+        self.method: bytes = validate_method(enforce_bytes(method, name="method"))
+        self.url: URL = enforce_url(url, name="url")
+        self.headers: Headers = normalize_headers(headers)
+        self.stream = _enforce_stream(content, name="content")
+        self.extensions: Extensions = {} if extensions is None else extensions
+        if "target" in self.extensions:
+            self.url = URL(
+                scheme=self.url.scheme,
+                host=self.url.host,
+                port=self.url.port,
+                target=enforce_bytes(self.extensions["target"], name="target"),
+            )
+        validate_target(self.url.target)
+        sni_hostname = self.extensions.get("sni_hostname")
+        if sni_hostname is not None:
+            validate_sni_hostname(sni_hostname)
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} [{self.method!r}]>"
+
+
+class Response:
+    """An HTTP response whose body is read with ``aread()`` or ``aiter_stream()``.
+
+    Args:
+        status: The status code.
+        headers: A mapping or a sequence of ``(name, value)`` pairs.
+        content: ``bytes``, an async iterable of ``bytes``, or None.
+        extensions: ``http_version``, ``reason_phrase``, ``network_stream``
+            (and ``stream_id`` on HTTP/2).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        headers: HeaderInput | None = None,
+        content: Content = None,
+        extensions: Extensions | None = None,
+    ) -> None:
+        self.status = status
+        self.headers: Headers = (
+            headers if type(headers) is list else normalize_headers(headers)
+        )
+        self.stream = _enforce_stream(content, name="content")
+        self.extensions: Extensions = {} if extensions is None else extensions
+        self._stream_consumed = False
+        self._content: bytes | None = None
+
+    @property
+    def content(self) -> bytes:
+        """The body, once ``aread()`` has read it.
+
+        Raises:
+            RuntimeError: The body has not been read yet.
+        """
+        if self._content is None:
+            raise RuntimeError(
+                "Attempted to access 'response.content' on a streaming response. "
+                "Call 'await response.aread()' first."
+            )
+        return self._content
+
+    async def aread(self) -> bytes:
+        """Read the whole body (once; later calls return the same bytes)."""
+        if self._content is None:
+            self._content = b"".join([part async for part in self.aiter_stream()])
+        return self._content
+
+    async def aiter_stream(self) -> AsyncIterator[bytes]:
+        """Yield the body as it arrives.
+
+        Raises:
+            RuntimeError: The body was already iterated, or is sync-only.
+        """
+        if not isinstance(self.stream, AsyncIterable):
+            raise RuntimeError(
+                "Attempted to stream a synchronous response using 'async for ... "
+                "in response.aiter_stream()'. You should use a sync request instead."
+            )
+        if self._stream_consumed:
+            raise RuntimeError(
+                "Attempted to call 'async for ... in response.aiter_stream()' "
+                "more than once."
+            )
+        self._stream_consumed = True
+        async for chunk in self.stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Release the connection the response was read from."""
+        aclose = getattr(self.stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} [{self.status}]>"

@@ -1,0 +1,361 @@
+"""Network streams: the abstract interface and the asyncio implementation.
+
+``AsyncIOStream`` sits on our own :class:`asyncio.Protocol` rather than
+StreamReader/StreamWriter: we control buffering (received chunks are handed out
+without copying), back-pressure both ways, and what happens to bytes around a
+TLS upgrade (``StreamWriter.start_tls`` can lose bytes it had buffered,
+CPython #142352). Timeouts are timers on futures we own, so a timeout can never
+be confused with a cancellation that came from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from typing import Any, cast
+
+from .exceptions import (
+    ConnectError,
+    ConnectTimeout,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+    WriteTimeout,
+)
+
+__all__ = ["AsyncIOStream", "AsyncNetworkStream"]
+
+# Stop reading from the socket once this much is buffered and unread; resume
+# below a quarter of it. 256 KiB keeps four default reads in flight.
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = _HIGH_WATER // 4
+
+
+class AsyncNetworkStream:
+    """A byte stream to a peer, as httpcore defines it.
+
+    Subclasses implement every method; this base class only fixes the signatures.
+    """
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return up to ``max_bytes`` bytes, or ``b""`` at EOF."""
+        raise NotImplementedError()  # pragma: no cover
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send all of ``buffer``."""
+        raise NotImplementedError()  # pragma: no cover
+
+    async def aclose(self) -> None:
+        """Close the stream."""
+        raise NotImplementedError()  # pragma: no cover
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        """Run a TLS handshake over this stream and return the TLS stream."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def get_extra_info(self, info: str) -> Any:
+        """Return transport details (``ssl_object``, ``server_addr``...) or None."""
+        return None  # pragma: no cover
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """Buffers what the transport delivers and wakes the one waiting reader."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.eof = False
+        self.exc: BaseException | None = None
+        self.read_waiter: asyncio.Future[None] | None = None
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.lost_waiter: asyncio.Future[None] | None = None
+        self.write_paused = False
+        self.read_paused = False
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > _HIGH_WATER and not self.read_paused:
+            assert self.transport is not None
+            self.read_paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.eof = True
+        if exc is not None:
+            self.exc = exc
+        self._wake_reader()
+        for waiter in (self.drain_waiter, self.lost_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_reader(self) -> None:
+        waiter = self.read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take(self, max_bytes: int) -> bytes:
+        chunk = self.chunks.popleft()
+        if len(chunk) > max_bytes:
+            self.chunks.appendleft(chunk[max_bytes:])
+            chunk = chunk[:max_bytes]
+        self.buffered -= len(chunk)
+        if self.read_paused and self.buffered <= _LOW_WATER:
+            self.read_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        return chunk
+
+
+def _expire(waiter: asyncio.Future[None], exc: Exception) -> None:
+    if not waiter.done():
+        waiter.set_exception(exc)
+
+
+class AsyncIOStream(AsyncNetworkStream):
+    """A TCP, Unix or TLS connection on an asyncio (or uvloop) transport.
+
+    Args:
+        transport: The connected transport.
+        protocol: Its :class:`_StreamProtocol`, already attached.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._closed = False
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return up to ``max_bytes`` bytes, or ``b""`` once the peer closed.
+
+        Raises:
+            ReadTimeout: Nothing arrived within ``timeout`` seconds.
+            ReadError: The connection broke, or this stream was closed.
+
+        Cancellation leaves the buffered bytes in place for the next read.
+        """
+        protocol = self._protocol
+        if self._closed:
+            raise ReadError("the stream was closed")
+        if not protocol.chunks:
+            if protocol.exc is not None:
+                raise ReadError(str(protocol.exc)) from protocol.exc
+            if protocol.eof:
+                return b""
+            await self._wait_readable(timeout)
+            if not protocol.chunks:
+                return await self.read(max_bytes, timeout)
+        return protocol.take(max_bytes)
+
+    async def _wait_readable(self, timeout: float | None) -> None:
+        protocol = self._protocol
+        loop = asyncio.get_running_loop()
+        waiter = protocol.read_waiter = loop.create_future()
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(
+                timeout,
+                _expire,
+                waiter,
+                ReadTimeout(f"read timed out after {timeout}s"),
+            )
+        try:
+            await waiter
+        finally:
+            protocol.read_waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send ``buffer``; wait while the transport's buffer is over its limit.
+
+        Raises:
+            WriteTimeout: The peer did not take the bytes within ``timeout``.
+            WriteError: The connection is closed or broke.
+
+        Cancellation while waiting leaves the bytes queued in the transport.
+        """
+        if not buffer:
+            return
+        protocol = self._protocol
+        if protocol.exc is not None:
+            raise WriteError(str(protocol.exc)) from protocol.exc
+        if self._closed or self._transport.is_closing():
+            raise WriteError("the connection is closed")
+        try:
+            self._transport.write(buffer)
+        except (OSError, RuntimeError) as exc:
+            raise WriteError(str(exc)) from exc
+        if protocol.write_paused:
+            await self._drain(timeout)
+
+    async def _drain(self, timeout: float | None) -> None:
+        protocol = self._protocol
+        loop = asyncio.get_running_loop()
+        waiter = protocol.drain_waiter = loop.create_future()
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(
+                timeout,
+                _expire,
+                waiter,
+                WriteTimeout(f"write timed out after {timeout}s"),
+            )
+        try:
+            await waiter
+        finally:
+            protocol.drain_waiter = None
+            if timer is not None:
+                timer.cancel()
+        if protocol.lost:
+            exc = protocol.exc
+            raise WriteError(str(exc) if exc else "connection lost") from exc
+
+    async def aclose(self) -> None:
+        """Close the connection, flushing what was written.
+
+        The wait for the transport to finish (for TLS, the close_notify
+        exchange) is bounded; after it, or on cancellation, the transport is
+        aborted, so nothing is left open.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        protocol = self._protocol
+        transport = self._transport
+        transport.close()
+        if protocol.lost:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = protocol.lost_waiter = loop.create_future()
+        timer = loop.call_later(_CLOSE_GRACE, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            protocol.lost_waiter = None
+            if not protocol.lost:
+                transport.abort()
+
+    def abort(self) -> None:
+        """Drop the connection now, without flushing: the synchronous discard."""
+        self._closed = True
+        self._transport.abort()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        """Upgrade to TLS (TLS-in-TLS too) and return the TLS stream.
+
+        ``server_hostname`` is sent as SNI and checked against the certificate.
+
+        Raises:
+            ConnectTimeout: The handshake exceeded ``timeout``.
+            ConnectError: The handshake failed (certificate, protocol...).
+
+        On any failure, cancellation included, the connection is closed.
+        """
+        loop = asyncio.get_running_loop()
+        protocol = _StreamProtocol()
+        old = self._protocol
+        if old.chunks:
+            # Bytes the peer sent before our ClientHello cannot be the start of
+            # a TLS server flight; refuse rather than drop or misparse them.
+            self._transport.abort()
+            raise ConnectError(
+                f"{old.buffered} unread bytes were buffered before start_tls(); "
+                "the peer spoke before the TLS handshake"
+            )
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                transport = await loop.start_tls(
+                    self._transport,
+                    protocol,
+                    ssl_context,
+                    server_hostname=server_hostname,
+                    # Our own timeout governs; asyncio's must not fire first.
+                    ssl_handshake_timeout=_HANDSHAKE_CEILING
+                    if timeout is None
+                    else timeout + 1.0,
+                )
+        except TimeoutError as exc:
+            self._transport.abort()
+            if scope.expired():
+                raise ConnectTimeout(
+                    f"TLS handshake timed out after {timeout}s"
+                ) from exc
+            raise ConnectError(str(exc)) from exc
+        except (OSError, ssl.SSLError) as exc:
+            self._transport.abort()
+            raise ConnectError(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            self._transport.abort()
+            raise
+        if transport is None:  # pragma: no cover - closed during handshake
+            self._transport.abort()
+            raise ConnectError("connection closed during the TLS handshake")
+        protocol.transport = transport
+        return AsyncIOStream(transport, protocol)
+
+    def get_extra_info(self, info: str) -> Any:
+        """Return ``ssl_object``, ``client_addr``, ``server_addr``, ``socket``,
+        ``is_readable``, or any key asyncio's transports know; None otherwise.
+
+        ``is_readable`` is True when bytes or EOF are waiting to be read: on an
+        idle connection that means the server closed it or sent garbage.
+        """
+        if info == "is_readable":
+            protocol = self._protocol
+            return bool(protocol.chunks) or protocol.eof
+        if info == "client_addr":
+            return self._transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._transport.get_extra_info("peername")
+        return self._transport.get_extra_info(info)
+
+    def __repr__(self) -> str:
+        peer = self._transport.get_extra_info("peername")
+        tls = self._transport.get_extra_info("ssl_object") is not None
+        return f"<{self.__class__.__name__} {peer!r}{' TLS' if tls else ''}>"
+
+
+# How long aclose() waits for TLS close_notify (or the FIN) before aborting.
+_CLOSE_GRACE = 1.0
+# Handshake limit handed to asyncio when the caller set none (it needs one).
+_HANDSHAKE_CEILING = 24 * 3600.0
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -1,0 +1,77 @@
+"""The ``trace`` request extension and the DEBUG logs that mirror it.
+
+Each traced step reports ``{prefix}.{step}.started`` with its keyword arguments,
+then ``.complete`` with ``{"return_value": ...}`` or ``.failed`` with
+``{"exception": ...}`` (cancellation included). The prefix is the last part of
+the logger name, so the ``aio.http11`` logger yields ``http11.*`` events exactly
+as httpcore names them. Callbacks may be plain functions or coroutine functions
+(httpcore accepts only the latter on its async path).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from types import TracebackType
+from typing import Any
+
+__all__ = ["Trace"]
+
+
+class Trace:
+    """Async context manager around one step of a request.
+
+    Args:
+        name: The step, e.g. ``"connect_tcp"``.
+        logger: The module logger; its last name part is the event prefix.
+        request: The request whose ``trace`` extension receives the events.
+        kwargs: The ``.started`` info.
+
+    Set ``return_value`` inside the block to report it on ``.complete``.
+    """
+
+    __slots__ = ("_callback", "_debug", "_event", "_logger", "kwargs", "return_value")
+
+    def __init__(
+        self,
+        name: str,
+        logger: logging.Logger,
+        request: Any = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self._callback = None if request is None else request.extensions.get("trace")
+        self._logger = logger
+        self._debug = logger.isEnabledFor(logging.DEBUG)
+        self._event = f"{logger.name.rsplit('.', 1)[-1]}.{name}"
+        self.kwargs = kwargs if kwargs is not None else {}
+        self.return_value: Any = None
+
+    async def _emit(self, suffix: str, info: dict[str, Any]) -> None:
+        event = f"{self._event}.{suffix}"
+        if self._callback is not None:
+            result = self._callback(event, info)
+            if inspect.isawaitable(result):
+                await result
+        if self._debug:
+            if not info or info.get("return_value", 0) is None:
+                self._logger.debug(event)
+            else:
+                args = " ".join(f"{key}={value!r}" for key, value in info.items())
+                self._logger.debug("%s %s", event, args)
+
+    async def __aenter__(self) -> Trace:
+        if self._callback is not None or self._debug:
+            await self._emit("started", self.kwargs)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._callback is not None or self._debug:
+            if exc is None:
+                await self._emit("complete", {"return_value": self.return_value})
+            else:
+                await self._emit("failed", {"exception": exc})
