@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --group test -e '.[uvloop]'
+	$(BIN)/python -m pip install --quiet --group test --config-settings editable_mode=compat -e '.[uvloop]'
 	touch $(STAMP)
 
 certs: $(CERTS)
