@@ -289,6 +289,9 @@ class AsyncIOStream(AsyncNetworkStream):
         loop = asyncio.get_running_loop()
         protocol = _StreamProtocol()
         old = self._protocol
+        # The transport now belongs to the TLS layer whatever happens: this
+        # plain stream must neither read it nor wait for it when closed.
+        self._closed = True
         if old.chunks:
             # Bytes the peer sent before our ClientHello cannot be the start of
             # a TLS server flight; refuse rather than drop or misparse them.

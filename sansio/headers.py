@@ -33,8 +33,9 @@ HeaderInput = (
 
 # RFC 9110 §5.6.2: token = 1*tchar; methods (§9.1) and field names (§5.1) are tokens.
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-# RFC 9112 §3.2: the request-target has no whitespace or control characters.
-_TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
+# RFC 9112 §3.2: the request-target is URI syntax (RFC 3986: ASCII only) with no
+# whitespace or control characters.
+_TARGET = re.compile(rb"[\x21-\x7e]+")
 # RFC 9110 §5.5: field-value = *field-content of VCHAR, obs-text, SP and HTAB,
 # with no leading or trailing whitespace; "Field values containing CR, LF, or NUL
 # characters are invalid and dangerous".
@@ -65,8 +66,8 @@ def validate_target(target: bytes) -> bytes:
     """
     if _TARGET.fullmatch(target) is None:
         raise LocalProtocolError(
-            f"invalid request target {target!r}: CR, LF, NUL, space and other "
-            "control characters are not allowed (RFC 9112 §3.2)"
+            f"invalid request target {target!r}: only visible ASCII is allowed, "
+            "no CR, LF, NUL, space or other control characters (RFC 9112 §3.2)"
         )
     return target
 

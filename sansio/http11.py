@@ -180,7 +180,7 @@ class HTTP11State:
         """
         if self._state is not HTTP11ConnectionState.IDLE:
             self._move(_Input.SEND_REQUEST)
-        self._send(h11.Request(method=method, target=target, headers=list(headers)))
+        self._send(h11.Request, method=method, target=target, headers=list(headers))
         self._move(_Input.SEND_REQUEST)
         self._stream_id += 1
         self._head_start = self._fed
@@ -196,7 +196,7 @@ class HTTP11State:
         """
         if data:
             self._require_sending("send body")
-            self._send(h11.Data(data=data))
+            self._send(h11.Data, data=data)
 
     def end_request(self) -> None:
         """Finish the request body (the last chunk, for chunked encoding).
@@ -206,7 +206,7 @@ class HTTP11State:
                 sent than the request's Content-Length.
         """
         self._require_sending("end request")
-        self._send(h11.EndOfMessage())
+        self._send(h11.EndOfMessage)
 
     def close(self) -> None:
         """Mark the connection closed: the driver is about to drop the socket."""
@@ -224,15 +224,17 @@ class HTTP11State:
     def _require_sending(self, what: str) -> None:
         if self._state is HTTP11ConnectionState.ERROR:
             raise LocalProtocolError(f"cannot {what}: connection is in ERROR state")
-        if not self.is_sending_body:
+        if self._state is not HTTP11ConnectionState.ACTIVE or not self.is_sending_body:
             raise LocalProtocolError(
                 f"cannot {what}: the request body is not being sent "
                 f"(connection {self._state.value})"
             )
 
-    def _send(self, event: Any) -> None:
+    def _send(self, event_type: Any, **fields: Any) -> None:
+        # h11 validates both when an event is built and when it is sent: this is
+        # the one place its LocalProtocolError becomes ours.
         try:
-            pieces = self._h11.send_with_data_passthrough(event)
+            pieces = self._h11.send_with_data_passthrough(event_type(**fields))
         except h11.LocalProtocolError as exc:
             self._fail()
             raise LocalProtocolError(f"invalid request: {exc}") from exc
@@ -249,14 +251,18 @@ class HTTP11State:
                 oversized head, bad framing...). The connection is now ERROR.
         """
         state = self._state
+        if not data:
+            # EOF is receive_eof(); an empty read here means nothing arrived.
+            if state is HTTP11ConnectionState.ERROR:
+                return self._refuse_input()
+            return []
         if state is HTTP11ConnectionState.ACTIVE:
             self._fed += len(data)
             self._response_started = True
             self._h11.receive_data(data)
             return self._events()
         if state is HTTP11ConnectionState.IDLE or state is _S.CLOSED:
-            if data:
-                self._move(_Input.UNSOLICITED_DATA)
+            self._move(_Input.UNSOLICITED_DATA)
             return []
         return self._refuse_input()
 
@@ -328,6 +334,7 @@ class HTTP11State:
                     return events
             elif type(event) is h11.EndOfMessage:
                 if event.headers:
+                    self._check_trailers(event.headers)
                     events.append(
                         TrailersReceived(
                             stream_id=stream_id, headers=event.headers.raw_items()
@@ -368,11 +375,12 @@ class HTTP11State:
 
     def _complete(self) -> ResponseComplete:
         conn = self._h11
-        leftover = conn.trailing_data[0]
+        leftover, peer_closed = conn.trailing_data
         reusable = (
             conn.our_state is h11.DONE
             and conn.their_state is h11.DONE
             and not leftover
+            and not peer_closed  # a body delimited by EOF (RFC 9112 §6.3 rule 8)
             and not self._ambiguous_framing
         )
         if reusable:
@@ -400,6 +408,19 @@ class HTTP11State:
             raise RemoteProtocolError(
                 f"response has {count} header fields, more than max_header_count="
                 f"{self._max_header_count}"
+            )
+
+    def _check_trailers(self, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        # Trailers share the head's limits (RFC 9110 §6.5: they are fields too).
+        # h11 does not expose their raw size, so count name, ": ", value, CRLF.
+        count = len(headers)
+        size = sum(len(name) + len(value) + 4 for name, value in headers)
+        if count > self._max_header_count or size > self._max_header_bytes:
+            self._fail()
+            raise RemoteProtocolError(
+                f"response trailers have {count} fields in about {size} bytes, more "
+                f"than max_header_count={self._max_header_count} or "
+                f"max_header_bytes={self._max_header_bytes}"
             )
 
     def _check_incomplete_head(self) -> None:

@@ -40,6 +40,7 @@ DEFAULT_PORTS: dict[bytes, int] = {
 # Anything else (CTLs, space, '/', '@', '#', '\\'...) would let a caller smuggle
 # a second header or request through the Host line or the SNI extension.
 _HOST = re.compile(rb"[A-Za-z0-9\-._~%!$&'()*+,;=:]+")
+_STRIPPED_BY_URLLIB = re.compile(rb"[\t\r\n]")
 
 
 def enforce_bytes(value: bytes | str, *, name: str) -> bytes:
@@ -111,10 +112,21 @@ class URL:
         target: bytes | str = b"",
     ) -> None:
         if url:
-            parsed = urllib.parse.urlparse(enforce_bytes(url, name="url"))
+            raw = enforce_bytes(url, name="url")
+            # urllib silently deletes TAB, CR and LF (WHATWG URL rules); a URL
+            # that contains them is refused rather than quietly rewritten.
+            if _STRIPPED_BY_URLLIB.search(raw):
+                raise LocalProtocolError(
+                    f"invalid URL {raw!r}: TAB, CR and LF are not allowed"
+                )
+            parsed = urllib.parse.urlparse(raw)
             self.scheme = enforce_bytes(scheme, name="scheme") or parsed.scheme
             self.host = enforce_bytes(host, name="host") or parsed.hostname or b""
-            self.port = port or parsed.port
+            try:
+                parsed_port = parsed.port
+            except ValueError as exc:
+                raise LocalProtocolError(f"invalid URL port: {exc}") from exc
+            self.port = port or parsed_port
             self.target = enforce_bytes(target, name="target") or (
                 (parsed.path or b"/") + (b"?" + parsed.query if parsed.query else b"")
             )
@@ -124,6 +136,8 @@ class URL:
             self.port = port
             self.target = enforce_bytes(target, name="target")
         _validate_host(self.host)
+        if self.port is not None and not 0 <= self.port <= 65535:
+            raise LocalProtocolError(f"invalid URL port {self.port}: not in 0-65535")
 
     @property
     def origin(self) -> Origin:
