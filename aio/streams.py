@@ -300,6 +300,11 @@ class AsyncIOStream(AsyncNetworkStream):
                 f"{old.buffered} unread bytes were buffered before start_tls(); "
                 "the peer spoke before the TLS handshake"
             )
+        if old.eof or self._transport.is_closing():
+            # The peer already closed: a handshake cannot start, and uvloop
+            # would only log the failed write and leave us waiting.
+            self._transport.abort()
+            raise ConnectError("the peer closed the connection before start_tls()")
         try:
             async with asyncio.timeout(timeout) as scope:
                 transport = await loop.start_tls(

@@ -40,7 +40,7 @@ def main() -> None:
         for blob in leaf.cert_chain_pems:
             chain.write(blob.bytes())
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     expired = ca.issue_cert(
         *NAMES,
         not_before=now - datetime.timedelta(days=30),
