@@ -616,3 +616,42 @@ async def test_early_response_while_uploading_is_read() -> None:
         async with aio.AsyncHTTPConnection(aio.URL(server.url).origin) as conn:
             response = await conn.request("POST", server.url + "/", content=body())
     assert (response.status, response.content) == (413, b"big")
+
+
+async def test_default_context_offers_alpn_http11(
+    hypercorn_tls: HypercornPeer,
+    certs_dir: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without ssl_context, our own default context negotiates ALPN http/1.1."""
+    from aio import connection
+
+    # OpenSSL's default verify paths honour SSL_CERT_FILE: trust the test CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs_dir / "ca.pem"))
+    connection._shared_ssl_context.cache_clear()
+    try:
+        async with aio.AsyncHTTPConnection(origin_of(hypercorn_tls)) as conn:
+            async with conn.stream("GET", hypercorn_tls.url + "/") as response:
+                ssl_object = response.extensions["network_stream"].get_extra_info(
+                    "ssl_object"
+                )
+                assert ssl_object.selected_alpn_protocol() == "http/1.1"
+                await response.aread()
+    finally:
+        connection._shared_ssl_context.cache_clear()
+
+
+async def test_callers_ssl_context_is_not_mutated(
+    hypercorn_tls: HypercornPeer, ssl_context: ssl.SSLContext
+) -> None:
+    """A caller's context is used as given: no ALPN is added to it."""
+    async with aio.AsyncHTTPConnection(
+        origin_of(hypercorn_tls), ssl_context=ssl_context
+    ) as conn:
+        async with conn.stream("GET", hypercorn_tls.url + "/") as response:
+            ssl_object = response.extensions["network_stream"].get_extra_info(
+                "ssl_object"
+            )
+            assert ssl_object.context is ssl_context
+            assert ssl_object.selected_alpn_protocol() is None
+            await response.aread()
