@@ -151,7 +151,7 @@ class AsyncIOBackend(AsyncNetworkBackend):
                 try:
                     _apply_options(sock, socket_options)
                     sock.setblocking(False)
-                    await loop.sock_connect(sock, path)
+                    await _connect_unix(sock, path)
                 except BaseException:
                     sock.close()
                     raise
@@ -168,6 +168,25 @@ class AsyncIOBackend(AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         """``asyncio.sleep``."""
         await asyncio.sleep(seconds)
+
+
+# How often a Unix connect is retried while the listener's queue is full.
+_UNIX_RETRY_INTERVAL = 0.01
+
+
+async def _connect_unix(sock: socket.socket, path: str) -> None:
+    # A non-blocking AF_UNIX connect never goes "in progress": EAGAIN means the
+    # listener's accept queue is full (unix(7)). loop.sock_connect() takes it for
+    # EINPROGRESS, waits for writability (immediate on an unconnected Unix
+    # socket) and reports success on a socket that never connected. Retry
+    # instead, under the caller's connect timeout.
+    while True:
+        try:
+            sock.connect(path)
+        except BlockingIOError:
+            await asyncio.sleep(_UNIX_RETRY_INTERVAL)
+        else:
+            return
 
 
 async def _wrap_socket(

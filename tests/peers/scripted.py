@@ -20,7 +20,7 @@ import ssl as ssl_module
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import SupportsIndex, cast
+from typing import Any, SupportsIndex, cast
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 SniCallback = Callable[[ssl_module.SSLObject, str, ssl_module.SSLContext], int | None]
@@ -264,6 +264,26 @@ async def read_body(reader: asyncio.StreamReader, head: bytes) -> bytes:
             pass
         return bytes(body)
     return await reader.readexactly(int(headers.get(b"content-length", b"0")))
+
+
+@contextlib.asynccontextmanager
+async def tolerant_server(
+    handler: Handler, **kwargs: Any
+) -> AsyncIterator[ScriptedServer]:
+    """``scripted_server`` for handlers that expect the client to disconnect.
+
+    A ``ConnectionError`` or ``IncompleteReadError`` in the handler is the
+    client going away, not a broken script, so it is not re-raised on exit.
+    """
+
+    async def tolerant(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await handler(reader, writer)
+
+    async with scripted_server(tolerant, **kwargs) as server:
+        yield server
 
 
 @contextlib.asynccontextmanager
