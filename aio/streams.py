@@ -135,9 +135,32 @@ class _StreamProtocol(asyncio.Protocol):
         return chunk
 
 
-def _expire(waiter: asyncio.Future[None], exc: Exception) -> None:
+def _expire(
+    waiter: asyncio.Future[None], error: type[Exception], what: str, timeout: float
+) -> None:
     if not waiter.done():
-        waiter.set_exception(exc)
+        waiter.set_exception(error(f"{what} timed out after {timeout}s"))
+
+
+async def _wait(
+    waiter: asyncio.Future[None],
+    timeout: float | None,
+    error: type[Exception],
+    what: str,
+) -> None:
+    """Await ``waiter``; after ``timeout`` seconds fail it with ``error``.
+
+    The timer fails our own future rather than cancelling the task, so a timeout
+    can never be mistaken for a cancellation that came from outside.
+    """
+    if timeout is None:
+        await waiter
+        return
+    timer = waiter.get_loop().call_later(timeout, _expire, waiter, error, what, timeout)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
 
 
 class AsyncIOStream(AsyncNetworkStream):
@@ -177,22 +200,11 @@ class AsyncIOStream(AsyncNetworkStream):
 
     async def _wait_readable(self, timeout: float | None) -> None:
         protocol = self._protocol
-        loop = asyncio.get_running_loop()
-        waiter = protocol.read_waiter = loop.create_future()
-        timer = None
-        if timeout is not None:
-            timer = loop.call_later(
-                timeout,
-                _expire,
-                waiter,
-                ReadTimeout(f"read timed out after {timeout}s"),
-            )
+        waiter = protocol.read_waiter = asyncio.get_running_loop().create_future()
         try:
-            await waiter
+            await _wait(waiter, timeout, ReadTimeout, "read")
         finally:
             protocol.read_waiter = None
-            if timer is not None:
-                timer.cancel()
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         """Send ``buffer``; wait while the transport's buffer is over its limit.
@@ -219,22 +231,11 @@ class AsyncIOStream(AsyncNetworkStream):
 
     async def _drain(self, timeout: float | None) -> None:
         protocol = self._protocol
-        loop = asyncio.get_running_loop()
-        waiter = protocol.drain_waiter = loop.create_future()
-        timer = None
-        if timeout is not None:
-            timer = loop.call_later(
-                timeout,
-                _expire,
-                waiter,
-                WriteTimeout(f"write timed out after {timeout}s"),
-            )
+        waiter = protocol.drain_waiter = asyncio.get_running_loop().create_future()
         try:
-            await waiter
+            await _wait(waiter, timeout, WriteTimeout, "write")
         finally:
             protocol.drain_waiter = None
-            if timer is not None:
-                timer.cancel()
         if protocol.lost:
             exc = protocol.exc
             raise WriteError(str(exc) if exc else "connection lost") from exc
