@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 import aiohappyeyeballs
 
-from .exceptions import ConnectError, ConnectTimeout
+from .exceptions import connect_errors
 from .streams import AsyncIOStream, AsyncNetworkStream, _StreamProtocol
 
 __all__ = ["SOCKET_OPTION", "AsyncIOBackend", "AsyncNetworkBackend"]
@@ -105,32 +105,24 @@ class AsyncIOBackend(AsyncNetworkBackend):
                 raise
             return sock
 
-        try:
-            async with asyncio.timeout(timeout) as scope:
-                infos = await loop.getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        async with connect_errors(timeout, f"connecting to {host}:{port}"):
+            infos = await loop.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
+            local_infos = None
+            if local_address is not None:
+                local_infos = await loop.getaddrinfo(
+                    local_address, 0, type=socket.SOCK_STREAM
                 )
-                local_infos = None
-                if local_address is not None:
-                    local_infos = await loop.getaddrinfo(
-                        local_address, 0, type=socket.SOCK_STREAM
-                    )
-                sock = await aiohappyeyeballs.start_connection(
-                    infos,
-                    local_addr_infos=local_infos,
-                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
-                    interleave=1,
-                    socket_factory=socket_factory,
-                )
-                return await _wrap_socket(loop, sock)
-        except TimeoutError as exc:
-            if scope.expired():
-                raise ConnectTimeout(
-                    f"connecting to {host}:{port} timed out after {timeout}s"
-                ) from exc
-            raise ConnectError(str(exc)) from exc
-        except OSError as exc:
-            raise ConnectError(str(exc) or type(exc).__name__) from exc
+            sock = await aiohappyeyeballs.start_connection(
+                infos,
+                local_addr_infos=local_infos,
+                happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+                interleave=1,
+                socket_factory=socket_factory,
+            )
+            return await _wrap_socket(loop, sock)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def connect_unix_socket(
         self,
@@ -145,25 +137,17 @@ class AsyncIOBackend(AsyncNetworkBackend):
             ConnectError: The socket is missing, refused, or not a socket.
         """
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout) as scope:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    _apply_options(sock, socket_options)
-                    sock.setblocking(False)
-                    await _connect_unix(sock, path)
-                except BaseException:
-                    sock.close()
-                    raise
-                return await _wrap_socket(loop, sock, unix=True)
-        except TimeoutError as exc:
-            if scope.expired():
-                raise ConnectTimeout(
-                    f"connecting to {path} timed out after {timeout}s"
-                ) from exc
-            raise ConnectError(str(exc)) from exc
-        except OSError as exc:
-            raise ConnectError(str(exc) or type(exc).__name__) from exc
+        async with connect_errors(timeout, f"connecting to {path}"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                _apply_options(sock, socket_options)
+                sock.setblocking(False)
+                await _connect_unix(sock, path)
+            except BaseException:
+                sock.close()
+                raise
+            return await _wrap_socket(loop, sock, unix=True)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def sleep(self, seconds: float) -> None:
         """``asyncio.sleep``."""

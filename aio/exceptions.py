@@ -7,8 +7,9 @@ caused them (``raise ... from exc``) and say which operation failed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator
 
 from sansio.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 
@@ -28,7 +29,7 @@ __all__ = [
     "UnsupportedProtocol",
     "WriteError",
     "WriteTimeout",
-    "map_exceptions",
+    "connect_errors",
 ]
 
 
@@ -80,16 +81,23 @@ class WriteError(NetworkError):
     """Writing to the connection failed."""
 
 
-ExceptionMapping = Mapping[type[BaseException], type[Exception]]
+@contextlib.asynccontextmanager
+async def connect_errors(timeout: float | None, what: str) -> AsyncIterator[None]:
+    """Run a connection step under ``timeout``; map its failures for the caller.
 
-
-@contextlib.contextmanager
-def map_exceptions(mapping: ExceptionMapping) -> Iterator[None]:
-    """Re-raise the first matching exception type in ``mapping`` as its target."""
+    The one place where connect-phase errors become ours: our deadline expiring
+    is :class:`ConnectTimeout`; ``OSError`` (DNS, refused, reset), ``ssl.SSLError``
+    (a subclass), and the ``RuntimeError`` / ``ValueError`` that uvloop and
+    ``ssl`` raise for unusable descriptors or names are :class:`ConnectError`.
+    A ``TimeoutError`` that is not our deadline's is a ConnectError too.
+    """
     try:
-        yield
-    except Exception as exc:
-        for from_type, to_type in mapping.items():
-            if isinstance(exc, from_type):
-                raise to_type(str(exc) or type(exc).__name__) from exc
-        raise
+        async with asyncio.timeout(timeout) as scope:
+            yield
+    except TimeoutError as exc:
+        if scope.expired():
+            raise ConnectTimeout(f"{what} timed out after {timeout}s") from exc
+        raise ConnectError(f"{what} failed: {exc}") from exc
+    except (OSError, RuntimeError, ValueError) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise ConnectError(f"{what} failed: {detail}") from exc

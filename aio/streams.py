@@ -17,11 +17,11 @@ from typing import Any, cast
 
 from .exceptions import (
     ConnectError,
-    ConnectTimeout,
     ReadError,
     ReadTimeout,
     WriteError,
     WriteTimeout,
+    connect_errors,
 )
 
 __all__ = ["AsyncIOStream", "AsyncNetworkStream"]
@@ -307,7 +307,7 @@ class AsyncIOStream(AsyncNetworkStream):
             self._transport.abort()
             raise ConnectError("the peer closed the connection before start_tls()")
         try:
-            async with asyncio.timeout(timeout) as scope:
+            async with connect_errors(timeout, "TLS handshake"):
                 transport = await loop.start_tls(
                     self._transport,
                     protocol,
@@ -318,16 +318,6 @@ class AsyncIOStream(AsyncNetworkStream):
                     if timeout is None
                     else timeout + 1.0,
                 )
-        except TimeoutError as exc:
-            self._transport.abort()
-            if scope.expired():
-                raise ConnectTimeout(
-                    f"TLS handshake timed out after {timeout}s"
-                ) from exc
-            raise ConnectError(str(exc)) from exc
-        except (OSError, ssl.SSLError) as exc:
-            self._transport.abort()
-            raise ConnectError(str(exc) or type(exc).__name__) from exc
         except BaseException:
             self._transport.abort()
             raise
@@ -359,8 +349,10 @@ class AsyncIOStream(AsyncNetworkStream):
         return f"<{self.__class__.__name__} {peer!r}{' TLS' if tls else ''}>"
 
 
-# How long aclose() waits for TLS close_notify (or the FIN) before aborting.
-_CLOSE_GRACE = 1.0
+# How long aclose() waits for the transport to finish closing (for TLS, the
+# peer's close_notify) before aborting: enough for a loopback or LAN round trip,
+# short enough that a peer that never answers costs little.
+_CLOSE_GRACE = 0.1
 # Handshake limit handed to asyncio when the caller set none (it needs one).
 _HANDSHAKE_CEILING = 24 * 3600.0
 

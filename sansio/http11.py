@@ -63,6 +63,11 @@ DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 # enforced for years (http.client._MAXHEADERS), so real servers stay below it.
 DEFAULT_MAX_HEADER_COUNT = 100
 
+# RFC 9110 §15.2 sets no limit on 1xx responses; a server trickling them could
+# keep a request alive forever, beating every read timeout. No real exchange
+# needs more than a handful (100 Continue, a few 103 Early Hints).
+MAX_INFORMATIONAL_RESPONSES = 100
+
 _SERVER_DISCONNECTED = "Server disconnected without sending a response."
 
 
@@ -137,6 +142,8 @@ class HTTP11State:
         self._head_start: int | None = None
         self._response_started = False
         self._ambiguous_framing = False
+        self._informational = 0
+        self._pending_error: RemoteProtocolError | None = None
 
     # -- introspection -------------------------------------------------------
 
@@ -149,6 +156,15 @@ class HTTP11State:
     def stream_id(self) -> int:
         """The id of the current (or last) request/response cycle, from 1."""
         return self._stream_id
+
+    @property
+    def pending_error(self) -> RemoteProtocolError | None:
+        """A protocol error found after events that were already returned.
+
+        The connection is ERROR; the driver should raise this rather than wait
+        for more bytes. Every later ``receive_*`` call raises it too.
+        """
+        return self._pending_error
 
     @property
     def is_sending_body(self) -> bool:
@@ -186,6 +202,7 @@ class HTTP11State:
         self._head_start = self._fed
         self._response_started = False
         self._ambiguous_framing = False
+        self._informational = 0
 
     def send_body(self, data: bytes) -> None:
         """Queue a piece of the request body (framed by Content-Length or chunks).
@@ -297,12 +314,25 @@ class HTTP11State:
             raise LocalProtocolError(
                 "the connection switched protocols: its bytes are no longer HTTP"
             )
+        if self._pending_error is not None:
+            raise self._pending_error
         raise RemoteProtocolError(
             "cannot receive data: connection is in ERROR after a protocol error"
         )
 
     def _events(self) -> list[Event]:
         events: list[Event] = []
+        try:
+            self._parse(events)
+        except RemoteProtocolError as exc:
+            if not events:
+                raise
+            # Hand out what was complete before the error and raise it on the
+            # next call, exactly as if the bytes had arrived in two reads.
+            self._pending_error = exc
+        return events
+
+    def _parse(self, events: list[Event]) -> None:
         conn = self._h11
         stream_id = self._stream_id
         while True:
@@ -313,7 +343,7 @@ class HTTP11State:
                 raise RemoteProtocolError(self._describe(exc)) from exc
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 self._check_incomplete_head()
-                return events
+                return
             if type(event) is h11.Data:
                 # h11 hands out bytearray slices of its buffer; events carry bytes.
                 events.append(DataReceived(stream_id=stream_id, data=bytes(event.data)))
@@ -331,7 +361,7 @@ class HTTP11State:
                 )
                 if conn.their_state is h11.SWITCHED_PROTOCOL:  # 2xx to CONNECT
                     events.append(self._switch())
-                    return events
+                    return
             elif type(event) is h11.EndOfMessage:
                 if event.headers:
                     self._check_trailers(event.headers)
@@ -341,7 +371,7 @@ class HTTP11State:
                         )
                     )
                 events.append(self._complete())
-                return events
+                return
             elif type(event) is h11.InformationalResponse:
                 self._check_head(event)
                 if event.status_code == 101:
@@ -355,7 +385,14 @@ class HTTP11State:
                         )
                     )
                     events.append(self._switch())
-                    return events
+                    return
+                self._informational += 1
+                if self._informational > MAX_INFORMATIONAL_RESPONSES:
+                    self._fail()
+                    raise RemoteProtocolError(
+                        f"more than {MAX_INFORMATIONAL_RESPONSES} informational "
+                        "(1xx) responses before the final response"
+                    )
                 self._head_start = self._fed - len(conn.trailing_data[0])
                 events.append(
                     InformationalResponse(
@@ -366,7 +403,7 @@ class HTTP11State:
                     )
                 )
             else:  # h11.ConnectionClosed: only reachable after EOF
-                return events
+                return
 
     def _switch(self) -> ProtocolSwitched:
         self._move(_Input.SWITCH)

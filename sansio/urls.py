@@ -182,6 +182,24 @@ def host_header_value(url: URL) -> bytes:
     return b"%b:%d" % (host, url.port)
 
 
+def _validate_dns_name(value: str) -> None:
+    # RFC 1035 §2.3.4: labels of 1-63 octets, 253 in all (one trailing dot
+    # allowed); what ssl's IDNA encoding would otherwise reject mid-handshake.
+    labels = value.removesuffix(".").split(".")
+    if (
+        not value
+        or len(value) > 253
+        or any(not 0 < len(label) <= 63 for label in labels)
+        or _HOST.fullmatch(value.encode("ascii")) is None
+        or ":" in value
+    ):
+        raise LocalProtocolError(
+            f"sni_hostname {value!r} is not a valid host name (RFC 6066 §3: a DNS "
+            "name of 1-63 character labels; CR, LF, NUL, space and delimiters are "
+            "not allowed)"
+        )
+
+
 def validate_sni_hostname(value: object) -> str:
     """Check the ``sni_hostname`` request extension and return it as ``ssl`` wants.
 
@@ -213,13 +231,5 @@ def validate_sni_hostname(value: object) -> str:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        if (
-            not value
-            or _HOST.fullmatch(value.encode("ascii")) is None
-            or (":" in value)
-        ):
-            raise LocalProtocolError(
-                f"sni_hostname {value!r} is not a valid host name (RFC 6066 §3: "
-                "a DNS name; CR, LF, NUL, space and delimiters are not allowed)"
-            ) from None
+        _validate_dns_name(value)
     return value

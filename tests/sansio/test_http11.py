@@ -185,7 +185,9 @@ def errors_every_way(
 
         def run(state: HTTP11State = state, splitter: Splitter = splitter) -> None:
             feed(state, data, splitter)
-            if eof:
+            # Events complete before the error were returned; the error is
+            # pending and comes with the next receive call, however split.
+            if eof or state.pending_error is not None:
                 state.receive_eof()
 
         with pytest.raises(RemoteProtocolError) as info:
@@ -1280,3 +1282,28 @@ def test_send_request_after_close_refused() -> None:
         state.send_request(b"GET", b"/", [HOST])
     assert state.data_to_send() == b""
     assert state.stream_id == 0
+
+
+def test_events_before_an_error_are_delivered_then_the_error() -> None:
+    """A valid head and body chunk followed by a broken chunk, in one read: the
+    complete events come out, the error is pending and raised by the next call."""
+    data = response_head(b"Transfer-Encoding: chunked") + b"5\r\nhello\r\nZZ\r\n"
+    state = GET.start()
+    events = state.receive_data(data)
+    assert [type(event) for event in events] == [ResponseReceived, DataReceived]
+    assert state.state is ERROR
+    error = state.pending_error
+    assert isinstance(error, RemoteProtocolError)
+    with pytest.raises(RemoteProtocolError) as info:
+        state.receive_data(b"more")
+    assert info.value is error
+
+
+def test_informational_flood_is_capped() -> None:
+    """More than 100 1xx responses in one cycle is a RemoteProtocolError."""
+    state = GET.start()
+    events = state.receive_data(b"HTTP/1.1 103 Early Hints\r\n\r\n" * 100)
+    assert len(events) == 100
+    with pytest.raises(RemoteProtocolError, match="more than 100 informational"):
+        state.receive_data(b"HTTP/1.1 103 Early Hints\r\n\r\n")
+    assert state.state is ERROR

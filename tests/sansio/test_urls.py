@@ -358,3 +358,17 @@ def test_validate_sni_hostname_rejects_non_str(value: object, type_name: str) ->
     with pytest.raises(LocalProtocolError) as info:
         validate_sni_hostname(value)
     assert str(info.value) == f"sni_hostname must be a str, got {type_name}"
+
+
+@pytest.mark.parametrize(
+    "name", [".leading.dot", "a..b", "a" * 64 + ".test", "x" * 254, "trailing.."]
+)
+def test_sni_hostname_label_rules(name: str) -> None:
+    """Empty labels, labels over 63 and names over 253 characters are refused."""
+    with pytest.raises(LocalProtocolError, match="1-63 character labels"):
+        validate_sni_hostname(name)
+
+
+def test_sni_hostname_allows_one_trailing_dot() -> None:
+    """A fully qualified name with its root dot is a valid host name."""
+    assert validate_sni_hostname("example.com.") == "example.com."
