@@ -9,6 +9,7 @@ is given, one shared context per ALPN offer is built once per process.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
@@ -19,10 +20,15 @@ from typing import Any
 from sansio.urls import Origin, validate_sni_hostname
 
 from .backends import SOCKET_OPTION, AsyncIOBackend, AsyncNetworkBackend
-from .exceptions import ConnectError, ConnectTimeout, UnsupportedProtocol
+from .exceptions import (
+    ConnectError,
+    ConnectionNotAvailable,
+    ConnectTimeout,
+    UnsupportedProtocol,
+)
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
-from .models import Request, Response
+from .models import Request, Response, check_scheme
 from .streams import AsyncNetworkStream
 from .tls import default_ssl_context
 from .trace import Trace
@@ -89,102 +95,126 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         self._socket_options = socket_options
         self._connection: AsyncConnectionInterface | None = None
         self._connect_failed = False
+        self._connect_lock = asyncio.Lock()
 
     async def handle_async_request(self, request: Request) -> Response:
         """Connect if needed, then send ``request`` on the HTTP connection.
 
         Raises:
+            UnsupportedProtocol: The URL's scheme is not http, https, ws or wss,
+                or only HTTP/2 was allowed (not available yet).
             RuntimeError: ``request`` is for another origin.
             ConnectTimeout, ConnectError: The connection could not be made.
-            UnsupportedProtocol: Only HTTP/2 was allowed (not available yet).
-            ConnectionNotAvailable: The connection is busy or closed.
+            ConnectionNotAvailable: The connection is busy, closed, or failed
+                to connect for an earlier request.
             ReadTimeout, ReadError, WriteTimeout, WriteError,
             RemoteProtocolError: As for :class:`AsyncHTTP11Connection`.
         """
+        check_scheme(request.url)
         if not self.can_handle_request(request.url.origin):
             raise RuntimeError(
                 f"Attempted to send request to {request.url.origin} on connection "
                 f"to {self._origin}"
             )
         if self._connection is None:
-            if not self._http1:
-                raise UnsupportedProtocol(
-                    "http1=False asks for HTTP/2 only, which this version of "
-                    "wireline does not speak yet"
-                )
-            try:
-                stream = await self._connect(request)
-            except BaseException:
-                self._connect_failed = True
-                raise
-            self._connection = AsyncHTTP11Connection(
-                origin=self._origin,
-                stream=stream,
-                keepalive_expiry=self._keepalive_expiry,
-            )
+            # One connect per connection: a second request arriving meanwhile
+            # waits here, then finds the connection busy (HTTP/1.1 carries one
+            # request at a time) or failed.
+            async with self._connect_lock:
+                if self._connection is None:
+                    await self._establish(request)
+        assert self._connection is not None
         return await self._connection.handle_async_request(request)
 
+    async def _establish(self, request: Request) -> None:
+        if self._connect_failed:
+            raise ConnectionNotAvailable()
+        if not self._http1:
+            raise UnsupportedProtocol(
+                "http1=False asks for HTTP/2 only, which this version of "
+                "wireline does not speak yet"
+            )
+        try:
+            stream = await self._connect(request)
+        except BaseException:
+            self._connect_failed = True
+            raise
+        self._connection = AsyncHTTP11Connection(
+            origin=self._origin,
+            stream=stream,
+            keepalive_expiry=self._keepalive_expiry,
+        )
+
     async def _connect(self, request: Request) -> AsyncNetworkStream:
-        timeouts = request.extensions.get("timeout", {})
-        timeout = timeouts.get("connect")
-        sni_hostname = request.extensions.get("sni_hostname")
+        """Open the stream (and TLS), retrying either step per ``retries``."""
+        timeout = request.extensions.get("timeout", {}).get("connect")
         retries_left = self._retries
         delays = _backoff_delays(RETRIES_BACKOFF_FACTOR)
         while True:
-            kwargs: dict[str, Any]
+            step: dict[str, Any] = {}
             try:
-                if self._uds is None:
-                    kwargs = {
-                        "host": self._origin.host.decode("ascii"),
-                        "port": self._origin.port,
-                        "local_address": self._local_address,
-                        "timeout": timeout,
-                        "socket_options": self._socket_options,
-                    }
-                    async with Trace("connect_tcp", logger, request, kwargs) as trace:
-                        stream = await self._network_backend.connect_tcp(**kwargs)
-                        trace.return_value = stream
-                else:
-                    kwargs = {
-                        "path": self._uds,
-                        "timeout": timeout,
-                        "socket_options": self._socket_options,
-                    }
-                    async with Trace(
-                        "connect_unix_socket", logger, request, kwargs
-                    ) as trace:
-                        stream = await self._network_backend.connect_unix_socket(
-                            **kwargs
-                        )
-                        trace.return_value = stream
+                stream = await self._open_stream(request, timeout, step)
+                if self._origin.scheme in (b"https", b"wss"):
+                    stream = await self._start_tls(request, stream, timeout, step)
+                return stream
             except (ConnectError, ConnectTimeout):
                 if retries_left <= 0:
                     raise
                 retries_left -= 1
-                delay = next(delays)
-                async with Trace("retry", logger, request, kwargs):
-                    await self._network_backend.sleep(delay)
-                continue
+                async with Trace("retry", logger, request, step):
+                    await self._network_backend.sleep(next(delays))
 
-            if self._origin.scheme in (b"https", b"wss"):
-                server_hostname = (
-                    validate_sni_hostname(sni_hostname)
-                    if sni_hostname is not None
-                    else self._origin.host.decode("ascii")
-                )
-                tls_kwargs = {
-                    "ssl_context": self._tls_context(),
-                    "server_hostname": server_hostname,
-                    "timeout": timeout,
-                }
-                try:
-                    async with Trace("start_tls", logger, request, tls_kwargs) as trace:
-                        stream = await stream.start_tls(**tls_kwargs)
-                        trace.return_value = stream
-                except BaseException:
-                    await stream.aclose()
-                    raise
-            return stream
+    async def _open_stream(
+        self, request: Request, timeout: float | None, step: dict[str, Any]
+    ) -> AsyncNetworkStream:
+        if self._uds is None:
+            step.update(
+                host=self._origin.host.decode("ascii"),
+                port=self._origin.port,
+                local_address=self._local_address,
+                timeout=timeout,
+                socket_options=self._socket_options,
+            )
+            async with Trace("connect_tcp", logger, request, dict(step)) as trace:
+                stream = await self._network_backend.connect_tcp(**step)
+                trace.return_value = stream
+        else:
+            step.update(
+                path=self._uds, timeout=timeout, socket_options=self._socket_options
+            )
+            async with Trace(
+                "connect_unix_socket", logger, request, dict(step)
+            ) as trace:
+                stream = await self._network_backend.connect_unix_socket(**step)
+                trace.return_value = stream
+        return stream
+
+    async def _start_tls(
+        self,
+        request: Request,
+        stream: AsyncNetworkStream,
+        timeout: float | None,
+        step: dict[str, Any],
+    ) -> AsyncNetworkStream:
+        sni_hostname = request.extensions.get("sni_hostname")
+        step.clear()
+        step.update(
+            ssl_context=self._tls_context(),
+            server_hostname=(
+                validate_sni_hostname(sni_hostname)
+                if sni_hostname is not None
+                else self._origin.host.decode("ascii")
+            ),
+            timeout=timeout,
+        )
+        try:
+            async with Trace("start_tls", logger, request, dict(step)) as trace:
+                tls_stream = await stream.start_tls(**step)
+                trace.return_value = tls_stream
+        except BaseException:
+            await stream.aclose()
+            raise
+        return tls_stream
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._ssl_context is not None:

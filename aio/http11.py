@@ -13,7 +13,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from sansio.events import (
@@ -91,7 +91,21 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 f"Attempted to send request to {request.url.origin} on connection "
                 f"to {self._origin}"
             )
+        if not hasattr(request.stream, "__aiter__"):
+            raise TypeError(
+                "the request body must be bytes or an async iterable of bytes on "
+                f"an async connection, not {type(request.stream).__name__}"
+            )
         if self._state not in (HTTPConnectionState.NEW, HTTPConnectionState.IDLE):
+            raise ConnectionNotAvailable()
+        if (
+            self._state is HTTPConnectionState.IDLE
+            and self._network_stream.get_extra_info("is_readable")
+        ):
+            # Bytes (or EOF) on an idle connection answer no request: the server
+            # closed it or is out of sync. Never let them pass for our response.
+            self._discard()
+            await self._close_unabortable_stream()
             raise ConnectionNotAvailable()
         self._state = HTTPConnectionState.ACTIVE
         self._request_count += 1
@@ -128,11 +142,11 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         network_stream: AsyncNetworkStream = self._network_stream
         if switched is not None:
             network_stream = AsyncHTTP11UpgradeStream(network_stream, switched.buffered)
-        return Response(
-            status=head.status,
-            headers=head.headers,
-            content=HTTP11ConnectionByteStream(self, request),
-            extensions={
+        return Response._from_wire(
+            head.status,
+            head.headers,
+            HTTP11ConnectionByteStream(self, request),
+            {
                 "http_version": head.http_version,
                 "reason_phrase": head.reason_phrase,
                 "network_stream": network_stream,
@@ -148,8 +162,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
     async def _send_request_body(self, request: Request) -> None:
         h11 = self._h11
         stream = request.stream
-        if not hasattr(stream, "__aiter__"):
-            raise TypeError("an async request body must be an async iterable")
+        assert isinstance(stream, AsyncIterable)  # checked before anything was sent
         async for chunk in stream:
             h11.send_body(chunk)
             await self._flush(request)
@@ -166,13 +179,20 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     async def _next_event(self, request: Request) -> Event:
         events = self._events
+        h11 = self._h11
         while not events:
+            if h11.state is not HTTP11ConnectionState.ACTIVE:
+                # Nothing more can arrive for this cycle: an error found after
+                # events already handed out, or a caller reading past the end.
+                if h11.pending_error is not None:
+                    raise h11.pending_error
+                raise RuntimeError("no response is in progress on this connection")
             timeout = request.extensions.get("timeout", {}).get("read")
             data = await self._network_stream.read(READ_NUM_BYTES, timeout=timeout)
             if data:
-                events.extend(self._h11.receive_data(data))
+                events.extend(h11.receive_data(data))
             else:
-                events.extend(self._h11.receive_eof())
+                events.extend(h11.receive_eof())
         return events.popleft()
 
     async def _receive_response_headers(
@@ -190,8 +210,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         return event, switched
 
     async def _receive_response_body(self, request: Request) -> AsyncIterator[bytes]:
-        if self._h11.state is HTTP11ConnectionState.SWITCHED:
-            return
+        if self._h11.state is HTTP11ConnectionState.SWITCHED and not self._events:
+            return  # the bytes after a 101 / CONNECT belong to network_stream
         while True:
             event = await self._next_event(request)
             if type(event) is DataReceived:
@@ -288,8 +308,14 @@ class HTTP11ConnectionByteStream:
         self._connection = connection
         self._request = request
         self._closed = False
+        self._iterated = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iterated or self._closed:
+            raise RuntimeError(
+                "the response body can be iterated once, before the response closes"
+            )
+        self._iterated = True
         kwargs = {"request": self._request}
         try:
             async with Trace("receive_response_body", logger, self._request, kwargs):

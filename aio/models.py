@@ -20,9 +20,39 @@ from sansio.headers import (
 )
 from sansio.urls import URL, Origin, enforce_bytes, validate_sni_hostname
 
-__all__ = ["URL", "ByteStream", "Origin", "Request", "Response", "enforce_url"]
+from .exceptions import UnsupportedProtocol
+
+__all__ = [
+    "URL",
+    "ByteStream",
+    "Origin",
+    "Request",
+    "Response",
+    "check_scheme",
+    "enforce_url",
+]
 
 Extensions = dict[str, Any]
+
+
+def check_scheme(url: URL) -> None:
+    """Refuse URLs whose scheme this transport does not speak (httpcore's wording).
+
+    Raises:
+        UnsupportedProtocol: The scheme is missing or not http/https/ws/wss.
+    """
+    scheme = url.scheme
+    if scheme not in _SCHEMES:
+        if not scheme:
+            raise UnsupportedProtocol(
+                "Request URL is missing an 'http://' or 'https://' protocol."
+            )
+        raise UnsupportedProtocol(
+            f"Request URL has an unsupported protocol '{scheme.decode('ascii')}://'."
+        )
+
+
+_SCHEMES = frozenset({b"http", b"https", b"ws", b"wss"})
 
 
 def enforce_url(value: URL | bytes | str, *, name: str) -> URL:
@@ -133,14 +163,39 @@ class Response:
         content: Content = None,
         extensions: Extensions | None = None,
     ) -> None:
-        self.status = status
-        self.headers: Headers = (
-            headers if type(headers) is list else normalize_headers(headers)
+        self._setup(
+            status,
+            normalize_headers(headers),
+            _enforce_stream(content, name="content"),
+            {} if extensions is None else extensions,
         )
-        self.stream = _enforce_stream(content, name="content")
-        self.extensions: Extensions = {} if extensions is None else extensions
+
+    def _setup(
+        self,
+        status: int,
+        headers: Headers,
+        stream: AsyncIterable[bytes] | Iterable[bytes],
+        extensions: Extensions,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.stream = stream
+        self.extensions = extensions
         self._stream_consumed = False
         self._content: bytes | None = None
+
+    @classmethod
+    def _from_wire(
+        cls,
+        status: int,
+        headers: Headers,
+        stream: AsyncIterable[bytes],
+        extensions: Extensions,
+    ) -> Response:
+        """A response whose head the protocol parser already validated."""
+        response = cls.__new__(cls)
+        response._setup(status, headers, stream, extensions)
+        return response
 
     @property
     def content(self) -> bytes:

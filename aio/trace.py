@@ -30,7 +30,15 @@ class Trace:
     Set ``return_value`` inside the block to report it on ``.complete``.
     """
 
-    __slots__ = ("_callback", "_debug", "_event", "_logger", "kwargs", "return_value")
+    __slots__ = (
+        "_callback",
+        "_debug",
+        "_event",
+        "_logger",
+        "_name",
+        "kwargs",
+        "return_value",
+    )
 
     def __init__(
         self,
@@ -42,22 +50,25 @@ class Trace:
         self._callback = None if request is None else request.extensions.get("trace")
         self._logger = logger
         self._debug = logger.isEnabledFor(logging.DEBUG)
+        self._name = name
         self._event = f"{logger.name.rsplit('.', 1)[-1]}.{name}"
         self.kwargs = kwargs if kwargs is not None else {}
         self.return_value: Any = None
 
     async def _emit(self, suffix: str, info: dict[str, Any]) -> None:
-        event = f"{self._event}.{suffix}"
         if self._callback is not None:
-            result = self._callback(event, info)
+            result = self._callback(f"{self._event}.{suffix}", info)
             if inspect.isawaitable(result):
                 await result
         if self._debug:
+            # httpcore logs the step without its prefix: the logger's name
+            # (aio.connection, aio.http11) already says which layer it is.
+            step = f"{self._name}.{suffix}"
             if not info or info.get("return_value", 0) is None:
-                self._logger.debug(event)
+                self._logger.debug(step)
             else:
                 args = " ".join(f"{key}={value!r}" for key, value in info.items())
-                self._logger.debug("%s %s", event, args)
+                self._logger.debug("%s %s", step, args)
 
     async def __aenter__(self) -> Trace:
         if self._callback is not None or self._debug:

@@ -241,8 +241,8 @@ async def test_trace_sync_callback_and_debug_logs(
     assert names[0] == "connection.connect_tcp.started"
     assert names[-1] == "http11.response_closed.complete"
     logged = [(r.name, r.getMessage().split(" ")[0]) for r in caplog.records]
-    assert ("aio.connection", "connection.connect_tcp.started") in logged
-    assert ("aio.http11", "http11.response_closed.complete") in logged
+    assert ("aio.connection", "connect_tcp.started") in logged
+    assert ("aio.http11", "response_closed.complete") in logged
 
 
 async def test_trace_failed_event_on_read_timeout() -> None:
