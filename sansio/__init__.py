@@ -1,15 +1,19 @@
-"""wireline's sans-IO protocol core: HTTP/1.1 (and later HTTP/2) client state
-with no I/O, no event loop and no clock, reusable by any driver."""
+"""wireline's sans-IO protocol core: HTTP/1.1 and HTTP/2 client state with no I/O,
+no event loop and no clock, reusable by any driver."""
 
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
+    ConnectionTerminated,
     DataReceived,
     Event,
     InformationalResponse,
     ProtocolSwitched,
     ResponseComplete,
     ResponseReceived,
+    SettingsChanged,
+    StreamReset,
     TrailersReceived,
+    WindowUpdated,
 )
 from .headers import (
     HeaderInput,
@@ -18,6 +22,12 @@ from .headers import (
     normalize_headers,
     validate_method,
     validate_target,
+)
+from .http2 import (
+    DEFAULT_MAX_HEADER_LIST_SIZE,
+    ErrorCode,
+    HTTP2ConnectionState,
+    HTTP2State,
 )
 from .http11 import (
     DEFAULT_MAX_HEADER_BYTES,
@@ -36,11 +46,16 @@ from .urls import (
 
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_MAX_HEADER_LIST_SIZE",
     "DEFAULT_MAX_HEADER_COUNT",
     "DEFAULT_PORTS",
     "URL",
+    "ConnectionTerminated",
     "DataReceived",
+    "ErrorCode",
     "Event",
+    "HTTP2ConnectionState",
+    "HTTP2State",
     "HTTP11ConnectionState",
     "HTTP11State",
     "HeaderInput",
@@ -53,7 +68,10 @@ __all__ = [
     "RemoteProtocolError",
     "ResponseComplete",
     "ResponseReceived",
+    "SettingsChanged",
+    "StreamReset",
     "TrailersReceived",
+    "WindowUpdated",
     "enforce_bytes",
     "has_header",
     "host_header_value",

@@ -11,13 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ConnectionTerminated",
     "DataReceived",
     "Event",
     "InformationalResponse",
     "ProtocolSwitched",
     "ResponseComplete",
     "ResponseReceived",
+    "SettingsChanged",
+    "StreamReset",
     "TrailersReceived",
+    "WindowUpdated",
 ]
 
 Headers = list[tuple[bytes, bytes]]
@@ -84,6 +88,56 @@ class ProtocolSwitched:
     buffered: bytes
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamReset:
+    """HTTP/2: the stream was reset (by the peer, or by us after a stream error).
+
+    ``error_code`` is the RFC 9113 §7 code (0x8 CANCEL, 0x7 REFUSED_STREAM...).
+    A REFUSED_STREAM reset means the server did no work: safe to retry.
+    """
+
+    stream_id: int
+    error_code: int
+    remote: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionTerminated:
+    """HTTP/2 GOAWAY: no new streams on this connection.
+
+    Streams up to ``last_stream_id`` may still complete; those in
+    ``retry_stream_ids`` (above it) were not processed and may be retried
+    elsewhere (RFC 9113 §6.8). ``stream_id`` is 0: this concerns the connection.
+    """
+
+    stream_id: int
+    error_code: int
+    last_stream_id: int
+    retry_stream_ids: tuple[int, ...]
+    additional_data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingsChanged:
+    """HTTP/2: the peer's SETTINGS changed (RFC 9113 §6.5).
+
+    ``max_concurrent_streams`` is the peer's limit now in force, so a driver
+    waiting for a stream slot knows whether one opened (or closed).
+    """
+
+    stream_id: int
+    changed: dict[int, int]
+    max_concurrent_streams: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowUpdated:
+    """HTTP/2: more may be sent on ``stream_id`` (0: the whole connection)."""
+
+    stream_id: int
+    delta: int
+
+
 Event = (
     InformationalResponse
     | ResponseReceived
@@ -91,4 +145,8 @@ Event = (
     | TrailersReceived
     | ResponseComplete
     | ProtocolSwitched
+    | StreamReset
+    | ConnectionTerminated
+    | SettingsChanged
+    | WindowUpdated
 )

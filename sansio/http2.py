@@ -1,0 +1,479 @@
+"""HTTP/2 client connection state, on top of h2.
+
+Theory of operation
+-------------------
+``HTTP2State`` has the same shape as :class:`sansio.http11.HTTP11State`:
+commands (``initiate``, ``send_request``, ``send_body``, ``end_request``,
+``acknowledge_data``, ``reset_stream``, ``close``) queue bytes, ``data_to_send()``
+drains them, and ``receive_data()`` / ``receive_eof()`` turn the peer's bytes into
+:mod:`sansio.events`, every one carrying its ``stream_id`` (0 for the connection).
+HTTP/2 input causes output (SETTINGS and PING acks, RST_STREAM, GOAWAY), so the
+driver drains ``data_to_send()`` after receives as well as after commands.
+
+The connection moves through :class:`HTTP2ConnectionState` along ``_TRANSITIONS``:
+NEW until the preface is queued, OPEN while streams may be started, DRAINING once
+a GOAWAY was received or sent (streams in flight may finish, none may start),
+CLOSED after EOF or ``close()``, ERROR after a protocol error, where every later
+call raises. Whether it is idle is not a state: it is ``open_streams == 0``.
+
+Policy the core owns, so every driver gets it:
+
+* **Request heads.** ``Host`` becomes ``:authority``, the target ``:path``;
+  connection-specific fields are dropped (RFC 9113 §8.2.2) and names lowercased.
+* **Flow control.** ``available_window()`` is what may be sent on a stream now;
+  ``send_body`` splits data into frames no larger than the peer allows. Inbound
+  data is acknowledged (WINDOW_UPDATE) only when the driver says the application
+  consumed it, so a slow reader applies back-pressure to the server.
+* **Stream accounting.** ``can_open_stream`` follows the peer's
+  MAX_CONCURRENT_STREAMS as it changes, up or down, counting streams as the peer
+  counts them (until both END_STREAMs or a reset).
+* **GOAWAY.** :class:`~sansio.events.ConnectionTerminated` names the streams above
+  ``last_stream_id``, which the server promises it never processed.
+* **Push is refused** (SETTINGS_ENABLE_PUSH = 0; a PUSH_PROMISE is then a
+  connection error), and PINGs are answered by h2 itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import (
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    InformationalResponse,
+    ResponseComplete,
+    ResponseReceived,
+    SettingsChanged,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+
+__all__ = [
+    "DEFAULT_MAX_HEADER_LIST_SIZE",
+    "ErrorCode",
+    "HTTP2ConnectionState",
+    "HTTP2State",
+]
+
+ErrorCode = h2.errors.ErrorCodes
+
+# Largest decoded response header list accepted (SETTINGS_MAX_HEADER_LIST_SIZE,
+# RFC 9113 §6.5.2): the same 64 KiB as the HTTP/1.1 head limit.
+DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
+# Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). RFC 9113's default of
+# 65,535 bytes caps a download at one window per round trip; 1 MiB keeps a
+# 100 ms path busy at 80 Mbit/s while bounding what one unread stream buffers.
+STREAM_WINDOW = 1024 * 1024
+# The connection-level window we open up to at start (RFC 9113 §6.9.2 lets us
+# raise it with WINDOW_UPDATE on stream 0): room for 16 streams' full windows.
+CONNECTION_WINDOW = 16 * STREAM_WINDOW
+
+# RFC 9113 §8.2.2: "An endpoint MUST NOT generate an HTTP/2 message containing
+# connection-specific header fields"; Host travels as :authority (§8.3.1).
+_DROPPED_FIELDS = frozenset(
+    {
+        b"connection",
+        b"host",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+
+class HTTP2ConnectionState(enum.Enum):
+    """Where one HTTP/2 client connection is in its life."""
+
+    NEW = "NEW"  # preface not yet queued
+    OPEN = "OPEN"  # streams may be started
+    DRAINING = "DRAINING"  # GOAWAY seen or sent: no new streams
+    CLOSED = "CLOSED"  # EOF or close(): nothing more
+    ERROR = "ERROR"  # a protocol error happened; every call now raises
+
+
+class _Input(enum.Enum):
+    INITIATE = enum.auto()
+    GOAWAY = enum.auto()
+    EOF = enum.auto()
+    CLOSE = enum.auto()
+
+
+_S = HTTP2ConnectionState
+_TRANSITIONS: dict[tuple[HTTP2ConnectionState, _Input], HTTP2ConnectionState] = {
+    (_S.NEW, _Input.INITIATE): _S.OPEN,
+    (_S.NEW, _Input.CLOSE): _S.CLOSED,
+    (_S.OPEN, _Input.GOAWAY): _S.DRAINING,
+    (_S.OPEN, _Input.EOF): _S.CLOSED,
+    (_S.OPEN, _Input.CLOSE): _S.CLOSED,
+    (_S.DRAINING, _Input.GOAWAY): _S.DRAINING,
+    (_S.DRAINING, _Input.EOF): _S.CLOSED,
+    (_S.DRAINING, _Input.CLOSE): _S.CLOSED,
+    (_S.CLOSED, _Input.EOF): _S.CLOSED,
+    (_S.CLOSED, _Input.CLOSE): _S.CLOSED,
+    (_S.ERROR, _Input.CLOSE): _S.ERROR,
+}
+
+
+class HTTP2State:
+    """A client HTTP/2 connection with no I/O: commands in, bytes and events out.
+
+    Args:
+        max_header_list_size: Largest decoded response header list accepted.
+    """
+
+    def __init__(self, *, max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE):
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self._h2 = h2.connection.H2Connection(config=config)
+        self._max_header_list_size = max_header_list_size
+        self._state = HTTP2ConnectionState.NEW
+        # Streams whose request we sent and whose response has not ended.
+        self._streams: set[int] = set()
+
+    # -- introspection -------------------------------------------------------
+
+    @property
+    def state(self) -> HTTP2ConnectionState:
+        """The connection's lifecycle state."""
+        return self._state
+
+    @property
+    def open_streams(self) -> int:
+        """Streams counted against the peer's MAX_CONCURRENT_STREAMS."""
+        return int(self._h2.open_outbound_streams)
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        """The peer's current MAX_CONCURRENT_STREAMS (unlimited until it says)."""
+        return int(self._h2.remote_settings.max_concurrent_streams)
+
+    @property
+    def can_open_stream(self) -> bool:
+        """Whether ``send_request`` may start a stream now."""
+        return (
+            self._state is HTTP2ConnectionState.OPEN
+            and self.open_streams < self.max_concurrent_streams
+            and self._h2.highest_outbound_stream_id
+            < h2.connection.H2Connection.HIGHEST_ALLOWED_STREAM_ID - 2
+        )
+
+    def available_window(self, stream_id: int) -> int:
+        """Bytes of body that may be sent on ``stream_id`` now (stream and
+        connection windows both counted); 0 means wait for WindowUpdated."""
+        try:
+            return max(0, int(self._h2.local_flow_control_window(stream_id)))
+        except h2.exceptions.H2Error:
+            return 0
+
+    def _move(self, event: _Input) -> None:
+        try:
+            self._state = _TRANSITIONS[(self._state, event)]
+        except KeyError:
+            raise LocalProtocolError(
+                f"cannot {event.name.lower()} while the connection is "
+                f"{self._state.value}"
+            ) from None
+
+    # -- commands ------------------------------------------------------------
+
+    def initiate(self) -> None:
+        """Queue the connection preface and our SETTINGS (RFC 9113 §3.4).
+
+        Push is disabled, the header list bounded, and the receive windows
+        opened wider than the protocol's 64 KiB default.
+        """
+        if self._state is not HTTP2ConnectionState.NEW:
+            self._move(_Input.INITIATE)
+        codes = h2.settings.SettingCodes
+        self._h2.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                codes.ENABLE_PUSH: 0,
+                codes.MAX_CONCURRENT_STREAMS: 100,
+                codes.MAX_HEADER_LIST_SIZE: self._max_header_list_size,
+                codes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            },
+        )
+        self._command(self._h2.initiate_connection)
+        self._command(
+            self._h2.increment_flow_control_window,
+            CONNECTION_WINDOW - self._h2.inbound_flow_control_window,
+        )
+        # h2 applies the decoder limit only once the peer acknowledges our
+        # SETTINGS; until then hold the server to the same bound.
+        self._h2.decoder.max_header_list_size = self._max_header_list_size
+        self._move(_Input.INITIATE)
+
+    def send_request(
+        self,
+        method: bytes,
+        scheme: bytes,
+        target: bytes,
+        headers: Sequence[tuple[bytes, bytes]],
+        *,
+        end_stream: bool,
+    ) -> int:
+        """Start a stream with the request head and return its id.
+
+        ``headers`` must include ``Host``, which becomes ``:authority``.
+
+        Raises:
+            LocalProtocolError: No stream may be opened now (see
+                ``can_open_stream``), no Host, or h2 refused the head.
+        """
+        if not self.can_open_stream:
+            raise LocalProtocolError(
+                f"cannot open a stream: connection {self._state.value}, "
+                f"{self.open_streams} of {self.max_concurrent_streams} streams open"
+            )
+        authority = None
+        fields: list[tuple[bytes, bytes]] = []
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == b"host":
+                authority = value
+            elif lowered == b"te":
+                # §8.2.2: TE may only carry "trailers" in HTTP/2.
+                if value.strip().lower() == b"trailers":
+                    fields.append((b"te", b"trailers"))
+            elif lowered not in _DROPPED_FIELDS:
+                fields.append((lowered, value))
+        if authority is None:
+            raise LocalProtocolError("invalid request: missing mandatory Host header")
+        stream_id = int(self._h2.get_next_available_stream_id())
+        head = [
+            (b":method", method),
+            (b":authority", authority),
+            (b":scheme", scheme),
+            (b":path", target),
+            *fields,
+        ]
+        self._command(self._h2.send_headers, stream_id, head, end_stream=end_stream)
+        self._streams.add(stream_id)
+        return stream_id
+
+    def send_body(self, stream_id: int, data: bytes) -> None:
+        """Queue ``data`` on ``stream_id`` in frames the peer accepts.
+
+        Raises:
+            LocalProtocolError: More than ``available_window()``, or the stream
+                is not sending.
+        """
+        window = self.available_window(stream_id)
+        if len(data) > window:
+            raise LocalProtocolError(
+                f"cannot send {len(data)} bytes on stream {stream_id}: only "
+                f"{window} allowed by flow control (RFC 9113 §5.2)"
+            )
+        frame = int(self._h2.max_outbound_frame_size)
+        view = memoryview(data)
+        for start in range(0, len(data), frame):
+            self._command(self._h2.send_data, stream_id, view[start : start + frame])
+
+    def end_request(self, stream_id: int) -> None:
+        """Send END_STREAM: the request body is complete."""
+        self._command(self._h2.end_stream, stream_id)
+
+    def acknowledge_data(self, stream_id: int, size: int) -> None:
+        """Tell the peer ``size`` received bytes were consumed (WINDOW_UPDATE).
+
+        Also after the stream ended: the connection window counts those bytes.
+        """
+        if size and self._state in (_S.OPEN, _S.DRAINING):
+            self._command(self._h2.acknowledge_received_data, size, stream_id)
+
+    def reset_stream(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> None:
+        """Abandon ``stream_id`` with RST_STREAM (CANCEL by default).
+
+        Also used when the response ended before our request body did: the
+        stream is half-closed and still counts against the peer's limit. A
+        stream that is already closed on both sides is left alone.
+        """
+        self._streams.discard(stream_id)
+        if self._state in (_S.OPEN, _S.DRAINING):
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                self._command(self._h2.reset_stream, stream_id, error_code)
+
+    def close(self, error_code: int = ErrorCode.NO_ERROR) -> None:
+        """Queue a GOAWAY and close: no stream continues."""
+        if self._state in (HTTP2ConnectionState.OPEN, HTTP2ConnectionState.DRAINING):
+            self._command(self._h2.close_connection, error_code)
+        self._streams.clear()
+        self._move(_Input.CLOSE)
+
+    def data_to_send(self) -> bytes:
+        """Return, and forget, every byte queued by commands and receives."""
+        return bytes(self._h2.data_to_send())
+
+    def _command(self, call: Any, *args: Any, **kwargs: Any) -> None:
+        # The one place h2's exceptions from commands become ours.
+        if self._state is HTTP2ConnectionState.ERROR:
+            raise LocalProtocolError("connection is in ERROR after a protocol error")
+        try:
+            call(*args, **kwargs)
+        except h2.exceptions.StreamClosedError:
+            raise
+        except h2.exceptions.ProtocolError as exc:
+            raise LocalProtocolError(f"invalid HTTP/2 command: {exc}") from exc
+        except h2.exceptions.H2Error as exc:
+            raise LocalProtocolError(f"invalid HTTP/2 command: {exc!r}") from exc
+
+    # -- input ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the server; return the events they complete.
+
+        Raises:
+            RemoteProtocolError: The server broke HTTP/2 (the connection is now
+                ERROR; a GOAWAY may be waiting in ``data_to_send()``).
+        """
+        if self._state is HTTP2ConnectionState.ERROR:
+            raise RemoteProtocolError(
+                "cannot receive data: connection is in ERROR after a protocol error"
+            )
+        if not data or self._state is HTTP2ConnectionState.CLOSED:
+            return []
+        try:
+            h2_events = self._h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self._state = HTTP2ConnectionState.ERROR
+            raise RemoteProtocolError(f"HTTP/2 protocol error: {exc}") from exc
+        except h2.exceptions.H2Error as exc:
+            self._state = HTTP2ConnectionState.ERROR
+            raise RemoteProtocolError(f"HTTP/2 protocol error: {exc!r}") from exc
+        return self._translate(h2_events)
+
+    def receive_eof(self) -> list[Event]:
+        """The server closed the connection: nothing more will arrive.
+
+        Streams still open are the driver's to fail; the core only closes.
+        """
+        if self._state is not HTTP2ConnectionState.ERROR:
+            self._move(_Input.EOF)
+        self._streams.clear()
+        return []
+
+    def _translate(self, h2_events: Iterable[h2.events.Event]) -> list[Event]:
+        events: list[Event] = []
+        for event in h2_events:
+            kind = type(event)
+            if kind is h2.events.DataReceived:
+                assert isinstance(event, h2.events.DataReceived)
+                stream_id = int(event.stream_id)
+                data = bytes(event.data or b"")
+                padding = (event.flow_controlled_length or 0) - len(data)
+                if padding:
+                    # Padding is never consumed by anyone: return it at once.
+                    self._h2.acknowledge_received_data(padding, stream_id)
+                if data:
+                    events.append(DataReceived(stream_id=stream_id, data=data))
+            elif kind is h2.events.ResponseReceived:
+                assert isinstance(event, h2.events.ResponseReceived)
+                status, headers = _split_status(event.headers)
+                events.append(
+                    ResponseReceived(
+                        stream_id=int(event.stream_id),
+                        status=status,
+                        http_version=b"HTTP/2",
+                        reason_phrase=b"",
+                        headers=headers,
+                    )
+                )
+            elif kind is h2.events.StreamEnded:
+                stream_id = int(event.stream_id)  # type: ignore[attr-defined]
+                self._streams.discard(stream_id)
+                events.append(ResponseComplete(stream_id=stream_id, reusable=True))
+            elif kind is h2.events.WindowUpdated:
+                assert isinstance(event, h2.events.WindowUpdated)
+                events.append(
+                    WindowUpdated(
+                        stream_id=int(event.stream_id), delta=int(event.delta or 0)
+                    )
+                )
+            elif kind is h2.events.TrailersReceived:
+                assert isinstance(event, h2.events.TrailersReceived)
+                events.append(
+                    TrailersReceived(
+                        stream_id=int(event.stream_id),
+                        headers=_plain_headers(event.headers),
+                    )
+                )
+            elif kind is h2.events.InformationalResponseReceived:
+                assert isinstance(event, h2.events.InformationalResponseReceived)
+                status, headers = _split_status(event.headers)
+                events.append(
+                    InformationalResponse(
+                        stream_id=int(event.stream_id), status=status, headers=headers
+                    )
+                )
+            elif kind is h2.events.StreamReset:
+                assert isinstance(event, h2.events.StreamReset)
+                stream_id = int(event.stream_id)
+                self._streams.discard(stream_id)
+                events.append(
+                    StreamReset(
+                        stream_id=stream_id,
+                        error_code=int(event.error_code or 0),
+                        remote=bool(event.remote_reset),
+                    )
+                )
+            elif kind is h2.events.RemoteSettingsChanged:
+                assert isinstance(event, h2.events.RemoteSettingsChanged)
+                events.append(
+                    SettingsChanged(
+                        stream_id=0,
+                        changed={
+                            int(code): int(setting.new_value)
+                            for code, setting in event.changed_settings.items()
+                        },
+                        max_concurrent_streams=self.max_concurrent_streams,
+                    )
+                )
+            elif kind is h2.events.ConnectionTerminated:
+                assert isinstance(event, h2.events.ConnectionTerminated)
+                events.append(self._goaway(event))
+            # PingReceived (h2 answers it), acks, priority and unknown frames
+            # need nothing from the driver.
+        return events
+
+    def _goaway(self, event: h2.events.ConnectionTerminated) -> ConnectionTerminated:
+        last = int(event.last_stream_id or 0)
+        retry = tuple(sorted(sid for sid in self._streams if sid > last))
+        self._streams.difference_update(retry)
+        if self._state is not HTTP2ConnectionState.CLOSED:
+            self._move(_Input.GOAWAY)
+        return ConnectionTerminated(
+            stream_id=0,
+            error_code=int(event.error_code or 0),
+            last_stream_id=last,
+            retry_stream_ids=retry,
+            additional_data=bytes(event.additional_data or b""),
+        )
+
+
+def _plain_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    return [(bytes(name), bytes(value)) for name, value in headers or ()]
+
+
+def _split_status(headers: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
+    status = 0
+    fields: list[tuple[bytes, bytes]] = []
+    for name, value in headers or ():
+        if name == b":status":
+            status = int(value)
+        elif not name.startswith(b":"):
+            fields.append((bytes(name), bytes(value)))
+    return status, fields
