@@ -46,8 +46,8 @@ from .urls import (
 
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
-    "DEFAULT_MAX_HEADER_LIST_SIZE",
     "DEFAULT_MAX_HEADER_COUNT",
+    "DEFAULT_MAX_HEADER_LIST_SIZE",
     "DEFAULT_PORTS",
     "URL",
     "ConnectionTerminated",
