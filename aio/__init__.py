@@ -25,6 +25,7 @@ from .exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .http2 import AsyncHTTP2Connection
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
 from .mock import AsyncMockBackend, AsyncMockStream
@@ -36,6 +37,7 @@ __all__ = [
     "SOCKET_OPTION",
     "URL",
     "AsyncConnectionInterface",
+    "AsyncHTTP2Connection",
     "AsyncHTTP11Connection",
     "AsyncHTTPConnection",
     "AsyncIOBackend",

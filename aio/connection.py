@@ -1,4 +1,5 @@
-"""``AsyncHTTPConnection``: opens its stream on first use, then speaks HTTP/1.1.
+"""``AsyncHTTPConnection``: opens its stream on first use, then speaks HTTP/1.1
+or HTTP/2 (by ALPN, or by prior knowledge in clear text).
 
 Connection establishment is traced step by step (``connection.connect_tcp``,
 ``connection.connect_unix_socket``, ``connection.start_tls``,
@@ -24,8 +25,8 @@ from .exceptions import (
     ConnectError,
     ConnectionNotAvailable,
     ConnectTimeout,
-    UnsupportedProtocol,
 )
+from .http2 import AsyncHTTP2Connection
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
 from .models import Request, Response, check_scheme
@@ -62,7 +63,8 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         ssl_context: Client TLS settings for ``https``/``wss``; default: certifi.
         keepalive_expiry: Seconds an idle connection stays reusable, or None.
         http1: Allow HTTP/1.1.
-        http2: Allow HTTP/2 (not available in this version: HTTP/1.1 is used).
+        http2: Allow HTTP/2: offered first by ALPN over TLS; with ``http1=False``
+            spoken by prior knowledge over clear text.
         retries: Extra connection attempts after a connect failure.
         local_address: Local IP to bind.
         uds: Connect to this Unix socket path instead of TCP.
@@ -101,8 +103,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         """Connect if needed, then send ``request`` on the HTTP connection.
 
         Raises:
-            UnsupportedProtocol: The URL's scheme is not http, https, ws or wss,
-                or only HTTP/2 was allowed (not available yet).
+            UnsupportedProtocol: The URL's scheme is not http, https, ws or wss.
             RuntimeError: ``request`` is for another origin.
             ConnectTimeout, ConnectError: The connection could not be made.
             ConnectionNotAvailable: The connection is busy, closed, or failed
@@ -129,21 +130,31 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
     async def _establish(self, request: Request) -> None:
         if self._connect_failed:
             raise ConnectionNotAvailable()
-        if not self._http1:
-            raise UnsupportedProtocol(
-                "http1=False asks for HTTP/2 only, which this version of "
-                "wireline does not speak yet"
-            )
         try:
             stream = await self._connect(request)
         except BaseException:
             self._connect_failed = True
             raise
-        self._connection = AsyncHTTP11Connection(
-            origin=self._origin,
-            stream=stream,
-            keepalive_expiry=self._keepalive_expiry,
-        )
+        ssl_object = stream.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            speak_h2 = ssl_object.selected_alpn_protocol() == "h2" or (
+                not self._http1 and ssl_object.selected_alpn_protocol() is None
+            )
+        else:
+            # Clear text: HTTP/2 only by prior knowledge (RFC 9113 §3.3).
+            speak_h2 = self._http2 and not self._http1
+        if speak_h2:
+            self._connection = AsyncHTTP2Connection(
+                origin=self._origin,
+                stream=stream,
+                keepalive_expiry=self._keepalive_expiry,
+            )
+        else:
+            self._connection = AsyncHTTP11Connection(
+                origin=self._origin,
+                stream=stream,
+                keepalive_expiry=self._keepalive_expiry,
+            )
 
     async def _connect(self, request: Request) -> AsyncNetworkStream:
         """Open the stream (and TLS), retrying either step per ``retries``."""
@@ -219,7 +230,11 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
     def _tls_context(self) -> ssl.SSLContext:
         if self._ssl_context is not None:
             return self._ssl_context
-        return _shared_ssl_context(("http/1.1",))
+        # h2 first when allowed (httpcore offers it second, so servers that
+        # honour the client's order pick HTTP/1.1).
+        alpn: tuple[str, ...] = ("h2",) if self._http2 else ()
+        alpn += ("http/1.1",) if self._http1 else ()
+        return _shared_ssl_context(alpn)
 
     # -- the pool's view -----------------------------------------------------
 
@@ -228,9 +243,17 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         return origin == self._origin
 
     def is_available(self) -> bool:
-        """Whether a request may be sent on it now."""
+        """Whether a request may be sent on it now.
+
+        While connecting, True when HTTP/2 is likely (https with http2, or
+        prior knowledge): more requests can then share the connection.
+        """
         if self._connection is None:
-            return False
+            return (
+                self._http2
+                and (self._origin.scheme == b"https" or not self._http1)
+                and not self._connect_failed
+            )
         return self._connection.is_available()
 
     def has_expired(self) -> bool:

@@ -8,7 +8,6 @@ completed) or closed, never half-way.
 
 from __future__ import annotations
 
-import enum
 import logging
 import ssl
 import time
@@ -27,7 +26,7 @@ from sansio.http11 import HTTP11ConnectionState, HTTP11State
 from sansio.urls import Origin
 
 from .exceptions import ConnectionNotAvailable, WriteError
-from .interfaces import AsyncConnectionInterface
+from .interfaces import AsyncConnectionInterface, HTTPConnectionState
 from .models import Request, Response
 from .streams import AsyncNetworkStream
 from .trace import Trace
@@ -39,15 +38,6 @@ logger = logging.getLogger(__name__)
 # Bytes asked of the stream per read: big enough that a large body takes few
 # event-loop round trips, small enough to bound a connection's read buffer.
 READ_NUM_BYTES = 64 * 1024
-
-
-class HTTPConnectionState(enum.IntEnum):
-    """A connection's state as httpcore reports it in ``repr()`` and ``info()``."""
-
-    NEW = 0
-    ACTIVE = 1
-    IDLE = 2
-    CLOSED = 3
 
 
 class AsyncHTTP11Connection(AsyncConnectionInterface):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 from collections.abc import AsyncIterator
 
 from sansio.headers import HeaderInput, Headers, normalize_headers
@@ -10,7 +11,16 @@ from sansio.urls import URL, Origin, enforce_bytes, host_header_value
 
 from .models import Content, Extensions, Request, Response, enforce_url
 
-__all__ = ["AsyncConnectionInterface", "AsyncRequestInterface"]
+__all__ = ["AsyncConnectionInterface", "AsyncRequestInterface", "HTTPConnectionState"]
+
+
+class HTTPConnectionState(enum.IntEnum):
+    """A connection's state as httpcore reports it in ``repr()`` and ``info()``."""
+
+    NEW = 0
+    ACTIVE = 1
+    IDLE = 2
+    CLOSED = 3
 
 
 def include_request_headers(headers: Headers, *, url: URL, content: Content) -> Headers:

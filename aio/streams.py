@@ -142,7 +142,7 @@ def _expire(
         waiter.set_exception(error(f"{what} timed out after {timeout}s"))
 
 
-async def _wait(
+async def await_with_timeout(
     waiter: asyncio.Future[None],
     timeout: float | None,
     error: type[Exception],
@@ -202,7 +202,7 @@ class AsyncIOStream(AsyncNetworkStream):
         protocol = self._protocol
         waiter = protocol.read_waiter = asyncio.get_running_loop().create_future()
         try:
-            await _wait(waiter, timeout, ReadTimeout, "read")
+            await await_with_timeout(waiter, timeout, ReadTimeout, "read")
         finally:
             protocol.read_waiter = None
 
@@ -233,7 +233,7 @@ class AsyncIOStream(AsyncNetworkStream):
         protocol = self._protocol
         waiter = protocol.drain_waiter = asyncio.get_running_loop().create_future()
         try:
-            await _wait(waiter, timeout, WriteTimeout, "write")
+            await await_with_timeout(waiter, timeout, WriteTimeout, "write")
         finally:
             protocol.drain_waiter = None
         if protocol.lost:

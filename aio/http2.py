@@ -1,0 +1,554 @@
+"""HTTP/2 over one network stream: drives :class:`sansio.HTTP2State`.
+
+One reader task per connection reads the socket and hands each event to the
+stream it belongs to (a per-stream queue); requests never read the socket
+themselves, so no request waits on another's reads (httpcore's "whoever holds
+the read lock reads for everyone"). Writes are serialised under one lock, and
+bytes are only ever taken from the core inside it, so nothing queued by one
+request can be lost when another is cancelled.
+
+Every per-stream state change is synchronous: a request cancelled at any point
+leaves its stream reset (RST_STREAM CANCEL) and removed, its slot free, and the
+connection usable by its siblings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator
+
+from sansio.events import (
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    InformationalResponse,
+    ResponseComplete,
+    ResponseReceived,
+    SettingsChanged,
+    StreamReset,
+    WindowUpdated,
+)
+from sansio.http2 import ErrorCode, HTTP2ConnectionState, HTTP2State
+from sansio.urls import Origin
+
+from .exceptions import (
+    ConnectionNotAvailable,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    WriteError,
+    WriteTimeout,
+)
+from .interfaces import AsyncConnectionInterface, HTTPConnectionState
+from .models import Request, Response
+from .streams import AsyncNetworkStream, await_with_timeout
+from .trace import Trace
+
+__all__ = ["AsyncHTTP2Connection"]
+
+logger = logging.getLogger(__name__)
+
+# Bytes asked of the socket per read by the reader task.
+READ_NUM_BYTES = 64 * 1024
+
+
+class _Stream:
+    """The receiving end of one stream: events in order, then maybe an error."""
+
+    __slots__ = ("error", "events", "finished", "request", "waiter")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.events: deque[Event] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.error: BaseException | None = None
+        # The server ended (or reset) its side: stop uploading, nothing follows.
+        self.finished = False
+
+    def put(self, event: Event) -> None:
+        self.events.append(event)
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.finished = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self, timeout: float | None) -> Event:
+        """The next event; events already received come before any error."""
+        while not self.events:
+            if self.error is not None:
+                raise self.error
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await await_with_timeout(self.waiter, timeout, ReadTimeout, "read")
+            finally:
+                self.waiter = None
+        return self.events.popleft()
+
+
+class AsyncHTTP2Connection(AsyncConnectionInterface):
+    """Many concurrent requests over one HTTP/2 connection.
+
+    Args:
+        origin: The origin this connection serves.
+        stream: The open network stream (TLS with ALPN h2, or prior knowledge).
+        keepalive_expiry: Seconds an idle connection stays reusable, or None.
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        stream: AsyncNetworkStream,
+        keepalive_expiry: float | None = None,
+    ) -> None:
+        self._origin = origin
+        self._network_stream = stream
+        self._keepalive_expiry = keepalive_expiry
+        self._h2 = HTTP2State()
+        self._state = HTTPConnectionState.NEW
+        self._request_count = 0
+        self._expire_at: float | None = None
+        self._streams: dict[int, _Stream] = {}
+        self._write_lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        # Set (and replaced) whenever a stream slot may have opened or the
+        # connection stopped taking streams; likewise for send windows.
+        self._capacity = asyncio.Event()
+        self._window = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._settings_request: Request | None = None
+
+    # -- requests ------------------------------------------------------------
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Open a stream for ``request`` and return once its head has arrived.
+
+        Waits while the server's MAX_CONCURRENT_STREAMS is reached.
+
+        Raises:
+            RuntimeError: ``request`` is for another origin.
+            ConnectionNotAvailable: The connection is closing (GOAWAY, failure)
+                or the server refused the stream: retry on another connection.
+            ReadTimeout, WriteTimeout, ReadError, WriteError,
+            RemoteProtocolError: I/O or protocol failures.
+
+        Cancellation resets the stream; sibling streams carry on.
+        """
+        if not self.can_handle_request(request.url.origin):
+            raise RuntimeError(
+                f"Attempted to send request to {request.url.origin} on connection "
+                f"to {self._origin}"
+            )
+        if not isinstance(request.stream, AsyncIterable):
+            raise TypeError(
+                "the request body must be bytes or an async iterable of bytes on "
+                f"an async connection, not {type(request.stream).__name__}"
+            )
+        if self._state is HTTPConnectionState.NEW:
+            await self._send_connection_init(request)
+        await self._wait_for_stream_slot()
+
+        h2 = self._h2
+        has_body = any(
+            name.lower() in (b"content-length", b"transfer-encoding")
+            for name, _ in request.headers
+        )
+        url = request.url
+        stream_id = h2.send_request(
+            request.method,
+            url.scheme,
+            url.target,
+            request.headers,
+            end_stream=not has_body,
+        )
+        stream = self._streams[stream_id] = _Stream(request)
+        self._state = HTTPConnectionState.ACTIVE
+        self._request_count += 1
+        self._expire_at = None
+        kwargs = {"request": request, "stream_id": stream_id}
+        try:
+            async with Trace("send_request_headers", logger, request, kwargs):
+                await self._flush(request)
+            self._start_reader()
+            async with Trace("send_request_body", logger, request, kwargs):
+                if has_body:
+                    await self._send_body(request, stream_id, stream)
+            async with Trace(
+                "receive_response_headers", logger, request, kwargs
+            ) as trace:
+                head = await self._receive_head(request, stream)
+                trace.return_value = (head.status, head.headers)
+        except BaseException:
+            self._release_stream(stream_id)
+            async with Trace(
+                "response_closed", logger, request, {"stream_id": stream_id}
+            ):
+                pass
+            raise
+        return Response._from_wire(
+            head.status,
+            head.headers,
+            HTTP2ConnectionByteStream(self, request, stream_id, stream),
+            {
+                "http_version": b"HTTP/2",
+                "network_stream": self._network_stream,
+                "stream_id": stream_id,
+            },
+        )
+
+    async def _send_connection_init(self, request: Request) -> None:
+        self._state = HTTPConnectionState.IDLE
+        self._settings_request = request
+        self._h2.initiate()
+        async with Trace("send_connection_init", logger, request, {"request": request}):
+            await self._flush(request)
+
+    async def _wait_for_stream_slot(self) -> None:
+        h2 = self._h2
+        while not h2.can_open_stream:
+            if self._failure is not None or h2.state is not HTTP2ConnectionState.OPEN:
+                raise ConnectionNotAvailable()
+            event = self._capacity
+            await event.wait()
+
+    def _signal_capacity(self) -> None:
+        self._capacity.set()
+        self._capacity = asyncio.Event()
+
+    def _signal_window(self) -> None:
+        self._window.set()
+        self._window = asyncio.Event()
+
+    async def _send_body(
+        self, request: Request, stream_id: int, stream: _Stream
+    ) -> None:
+        h2 = self._h2
+        timeout = request.extensions.get("timeout", {}).get("write")
+        body = request.stream
+        assert isinstance(body, AsyncIterable)
+        async for chunk in body:
+            view = memoryview(chunk)
+            while view:
+                if stream.finished:
+                    return  # the server answered (or reset) already: stop sending
+                window = h2.available_window(stream_id)
+                if window == 0:
+                    await self._wait_for_window(timeout)
+                    continue
+                h2.send_body(stream_id, bytes(view[:window]))
+                view = view[window:]
+                await self._flush(request)
+        if not stream.finished:
+            h2.end_request(stream_id)
+            await self._flush(request)
+
+    async def _wait_for_window(self, timeout: float | None) -> None:
+        if self._failure is not None:
+            raise self._failure
+        event = self._window
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                await event.wait()
+        except TimeoutError as exc:
+            if scope.expired():
+                raise WriteTimeout(
+                    f"flow-control window stayed closed for {timeout}s"
+                ) from exc
+            raise
+
+    async def _receive_head(
+        self, request: Request, stream: _Stream
+    ) -> ResponseReceived:
+        timeout = request.extensions.get("timeout", {}).get("read")
+        while True:
+            event = await stream.get(timeout)
+            if type(event) is ResponseReceived:
+                return event
+            if type(event) is StreamReset:
+                raise _reset_error(event)
+            # InformationalResponse (1xx) is skipped, as httpcore does.
+            assert type(event) is InformationalResponse, event
+
+    async def _receive_body(
+        self, request: Request, stream_id: int, stream: _Stream
+    ) -> AsyncIterator[bytes]:
+        timeout = request.extensions.get("timeout", {}).get("read")
+        while True:
+            event = await stream.get(timeout)
+            kind = type(event)
+            if kind is DataReceived:
+                assert isinstance(event, DataReceived)
+                # The application has the bytes now: open the window again.
+                self._h2.acknowledge_data(stream_id, len(event.data))
+                self._schedule_flush()
+                yield event.data
+            elif kind is ResponseComplete:
+                return
+            elif kind is StreamReset:
+                assert isinstance(event, StreamReset)
+                raise _reset_error(event)
+            # TrailersReceived: httpcore does not surface trailers either.
+
+    def _release_stream(self, stream_id: int) -> None:
+        """Forget a stream synchronously, resetting it if still open."""
+        stream = self._streams.pop(stream_id, None)
+        if self._failure is None:
+            if stream is not None and not _completed(stream):
+                self._h2.reset_stream(stream_id, ErrorCode.CANCEL)
+            elif stream is not None:
+                # Ended on the server's side; if our body did not finish, the
+                # stream is half-closed and still occupies a slot.
+                self._h2.reset_stream(stream_id, ErrorCode.NO_ERROR)
+            self._schedule_flush()
+        self._signal_capacity()
+        if not self._streams and self._state is HTTPConnectionState.ACTIVE:
+            self._state = HTTPConnectionState.IDLE
+            if self._keepalive_expiry is not None:
+                self._expire_at = time.monotonic() + self._keepalive_expiry
+
+    # -- writing -------------------------------------------------------------
+
+    async def _flush(self, request: Request | None = None) -> None:
+        timeout = None
+        if request is not None:
+            timeout = request.extensions.get("timeout", {}).get("write")
+        async with self._write_lock:
+            data = self._h2.data_to_send()
+            if data:
+                try:
+                    await self._network_stream.write(data, timeout)
+                except WriteError as exc:
+                    self._fail_connection(exc)
+                    raise
+
+    def _schedule_flush(self) -> None:
+        """Flush in the background: for acks and resets, which nobody awaits."""
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._background_flush()
+            )
+
+    async def _background_flush(self) -> None:
+        try:
+            await self._flush()
+        except Exception as exc:  # the connection is failed by _flush already
+            if self._failure is None:
+                self._fail_connection(exc)
+
+    # -- reading -------------------------------------------------------------
+
+    def _start_reader(self) -> None:
+        # Started only once a request is on the wire: a server (or mock) may
+        # close right after its last response, and reading earlier would see
+        # that EOF before the request that the response answers.
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        h2 = self._h2
+        try:
+            while True:
+                data = await self._network_stream.read(READ_NUM_BYTES)
+                if not data:
+                    h2.receive_eof()
+                    raise RemoteProtocolError(
+                        "Server disconnected without sending a response."
+                    )
+                for event in h2.receive_data(data):
+                    await self._dispatch(event)
+                self._schedule_flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail_connection(exc)
+
+    async def _dispatch(self, event: Event) -> None:
+        kind = type(event)
+        if kind is WindowUpdated:
+            self._signal_window()
+        elif kind is SettingsChanged:
+            self._signal_capacity()
+            self._signal_window()  # INITIAL_WINDOW_SIZE may have grown
+            request = self._settings_request
+            if request is not None:
+                async with Trace("receive_remote_settings", logger, request) as trace:
+                    trace.return_value = event
+        elif kind is ConnectionTerminated:
+            assert isinstance(event, ConnectionTerminated)
+            for stream_id in event.retry_stream_ids:
+                stream = self._streams.get(stream_id)
+                if stream is not None:
+                    stream.fail(ConnectionNotAvailable())
+            self._signal_capacity()
+        else:
+            stream = self._streams.get(event.stream_id)
+            if stream is None:
+                if kind is DataReceived:
+                    # A stream we abandoned: its bytes still count against
+                    # the connection window.
+                    assert isinstance(event, DataReceived)
+                    self._h2.acknowledge_data(event.stream_id, len(event.data))
+                return
+            if kind is ResponseComplete or kind is StreamReset:
+                stream.finished = True
+            stream.put(event)
+
+    def _fail_connection(self, exc: BaseException) -> None:
+        """The connection is unusable: fail every stream, close synchronously."""
+        if self._failure is None:
+            if isinstance(exc, OSError):
+                exc = ReadError(str(exc))
+            self._failure = exc
+        for stream in self._streams.values():
+            stream.fail(self._failure)
+        self._state = HTTPConnectionState.CLOSED
+        self._signal_capacity()
+        self._signal_window()
+        abort = getattr(self._network_stream, "abort", None)
+        if abort is not None:
+            abort()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Say GOAWAY, stop reading and close the stream."""
+        if self._state is HTTPConnectionState.CLOSED and self._reader is None:
+            return
+        if self._failure is None and self._state is not HTTPConnectionState.NEW:
+            self._h2.close()
+        self._failure = self._failure or ConnectionNotAvailable()
+        for stream in self._streams.values():
+            stream.fail(self._failure)
+        self._state = HTTPConnectionState.CLOSED
+        for task in (self._reader, self._flusher):
+            if task is not None and not task.done():
+                task.cancel()
+        self._reader = None
+        data = self._h2.data_to_send()
+        if data and not self._write_lock.locked():
+            # A polite GOAWAY, best effort: the stream closes either way.
+            with contextlib.suppress(Exception):
+                await self._network_stream.write(data, timeout=0.1)
+        await self._network_stream.aclose()
+
+    # -- the pool's view -----------------------------------------------------
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        """Whether this connection is for ``origin``."""
+        return origin == self._origin
+
+    def is_available(self) -> bool:
+        """Whether another stream may be opened now."""
+        if self._state is HTTPConnectionState.CLOSED or self._failure is not None:
+            return False
+        if self._state is HTTPConnectionState.NEW:
+            return True
+        return self._h2.can_open_stream
+
+    def has_expired(self) -> bool:
+        """Whether keep-alive expired or the connection failed or was told to go."""
+        if self._failure is not None:
+            return True
+        if self._h2.state is HTTP2ConnectionState.DRAINING and not self._streams:
+            return True
+        return self._expire_at is not None and time.monotonic() > self._expire_at
+
+    def is_idle(self) -> bool:
+        """Whether no stream is in flight."""
+        return self._state is HTTPConnectionState.IDLE
+
+    def is_closed(self) -> bool:
+        """Whether it is closed for good."""
+        return self._state is HTTPConnectionState.CLOSED
+
+    def info(self) -> str:
+        """``'https://example.com:443', HTTP/2, IDLE, Request Count: 1``."""
+        origin = str(self._origin)
+        return (
+            f"{origin!r}, HTTP/2, {self._state.name}, "
+            f"Request Count: {self._request_count}"
+        )
+
+    def __repr__(self) -> str:
+        origin = str(self._origin)
+        return (
+            f"<{self.__class__.__name__} [{origin!r}, {self._state.name}, "
+            f"Request Count: {self._request_count}]>"
+        )
+
+    async def __aenter__(self) -> AsyncHTTP2Connection:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.aclose()
+
+
+def _completed(stream: _Stream) -> bool:
+    return stream.finished and stream.error is None
+
+
+def _reset_error(event: StreamReset) -> Exception:
+    if event.error_code == ErrorCode.REFUSED_STREAM:
+        # RFC 9113 §8.7: the server did no work on a refused stream.
+        return ConnectionNotAvailable()
+    try:
+        name = ErrorCode(event.error_code).name
+    except ValueError:
+        name = hex(event.error_code)
+    return RemoteProtocolError(f"the server reset stream {event.stream_id} ({name})")
+
+
+class HTTP2ConnectionByteStream:
+    """One response body; ``aclose()`` resets the stream if it did not end."""
+
+    def __init__(
+        self,
+        connection: AsyncHTTP2Connection,
+        request: Request,
+        stream_id: int,
+        stream: _Stream,
+    ) -> None:
+        self._connection = connection
+        self._request = request
+        self._stream_id = stream_id
+        self._stream = stream
+        self._closed = False
+        self._iterated = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iterated or self._closed:
+            raise RuntimeError(
+                "the response body can be iterated once, before the response closes"
+            )
+        self._iterated = True
+        kwargs = {"request": self._request, "stream_id": self._stream_id}
+        try:
+            async with Trace("receive_response_body", logger, self._request, kwargs):
+                async for chunk in self._connection._receive_body(
+                    self._request, self._stream_id, self._stream
+                ):
+                    yield chunk
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Release the stream (RST_STREAM CANCEL if the body did not end)."""
+        if not self._closed:
+            self._closed = True
+            self._connection._release_stream(self._stream_id)
+            kwargs = {"stream_id": self._stream_id}
+            async with Trace("response_closed", logger, self._request, kwargs):
+                pass
