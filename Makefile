@@ -8,7 +8,12 @@ STAMP  := $(VENV)/.installed
 CERTS  := certs/ca.pem certs/server.pem certs/server.key.pem certs/other-ca.pem certs/expired.pem
 PYTEST_ARGS ?=
 
-.PHONY: install certs demo test check pytest format clean
+# Debian peers the HTTP/2 tests run against; installed only when missing.
+PEER_BINARIES := /usr/sbin/nginx /usr/sbin/nghttpd /usr/bin/nghttp
+PEER_PACKAGES := nginx-light nghttp2-server nghttp2-client
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install install-peers certs demo test check pytest format clean
 
 install: $(STAMP)
 
@@ -31,7 +36,16 @@ check: install
 	$(BIN)/ruff check sansio aio tests examples certs
 	$(BIN)/mypy
 
-pytest: install certs
+install-peers:
+	@missing=""; for binary in $(PEER_BINARIES); do \
+		[ -x "$$binary" ] || missing="$$missing $$binary"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $(PEER_PACKAGES) (missing:$$missing)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(PEER_PACKAGES); \
+	fi
+
+pytest: install certs install-peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: check pytest

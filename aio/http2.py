@@ -129,6 +129,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._window = asyncio.Event()
         self._demand = asyncio.Event()
         self._failure: BaseException | None = None
+        self._write_failure: WriteError | None = None
         self._settings_request: Request | None = None
 
     # -- requests ------------------------------------------------------------
@@ -181,12 +182,18 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._expire_at = None
         kwargs = {"request": request, "stream_id": stream_id}
         try:
-            async with Trace("send_request_headers", logger, request, kwargs):
-                await self._flush(request)
-            self._start_reader()
-            async with Trace("send_request_body", logger, request, kwargs):
-                if has_body:
-                    await self._send_body(request, stream_id, stream)
+            try:
+                async with Trace("send_request_headers", logger, request, kwargs):
+                    await self._flush(request)
+                self._start_reader()
+                async with Trace("send_request_body", logger, request, kwargs):
+                    if has_body:
+                        await self._send_body(request, stream_id, stream)
+            except WriteError:
+                # The server may have closed after a GOAWAY, or after answering
+                # early: what it said about this stream is in the bytes still
+                # to be read, so read them rather than report the write.
+                self._start_reader()
             async with Trace(
                 "receive_response_headers", logger, request, kwargs
             ) as trace:
@@ -219,8 +226,12 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     async def _wait_for_stream_slot(self) -> None:
         h2 = self._h2
-        while not h2.can_open_stream:
-            if self._failure is not None or h2.state is not HTTP2ConnectionState.OPEN:
+        while not h2.can_open_stream or self._write_failure is not None:
+            if (
+                self._failure is not None
+                or self._write_failure is not None
+                or h2.state is not HTTP2ConnectionState.OPEN
+            ):
                 raise ConnectionNotAvailable()
             event = self._capacity
             await event.wait()
@@ -334,12 +345,16 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         if request is not None:
             timeout = request.extensions.get("timeout", {}).get("write")
         async with self._write_lock:
+            if self._write_failure is not None:
+                raise WriteError(str(self._write_failure)) from self._write_failure
             data = self._h2.data_to_send()
             if data:
                 try:
                     await self._network_stream.write(data, timeout)
                 except WriteError as exc:
-                    self._fail_connection(exc)
+                    # No more writes; the reader still drains what arrived and
+                    # settles every stream when it reaches EOF.
+                    self._write_failure = exc
                     raise
 
     def _schedule_flush(self) -> None:
@@ -350,11 +365,9 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             )
 
     async def _background_flush(self) -> None:
-        try:
+        # A failed write is recorded by _flush; the reader settles the streams.
+        with contextlib.suppress(WriteError, WriteTimeout):
             await self._flush()
-        except Exception as exc:  # the connection is failed by _flush already
-            if self._failure is None:
-                self._fail_connection(exc)
 
     # -- reading -------------------------------------------------------------
 
@@ -467,7 +480,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     def is_available(self) -> bool:
         """Whether another stream may be opened now."""
-        if self._state is HTTPConnectionState.CLOSED or self._failure is not None:
+        if (
+            self._state is HTTPConnectionState.CLOSED
+            or self._failure is not None
+            or self._write_failure is not None
+        ):
             return False
         if self._state is HTTPConnectionState.NEW:
             return True
