@@ -16,6 +16,8 @@ import pytest
 import uvloop
 
 from tests.peers.hypercorn_server import HypercornPeer, run_hypercorn
+from tests.peers.nghttpd import NghttpdPeer, run_nghttpd
+from tests.peers.nginx import NginxPeer, run_nginx
 
 CERTS_DIR = Path(__file__).resolve().parents[1] / "certs"
 CERT_FILES = (
@@ -106,4 +108,61 @@ def hypercorn_plain() -> Iterator[HypercornPeer]:
 def hypercorn_uds() -> Iterator[HypercornPeer]:
     """Hypercorn over a Unix socket (``.uds_path``; request ``.url``)."""
     with run_hypercorn("uds") as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def hypercorn_h2_tls(certs_dir: Path) -> Iterator[HypercornPeer]:
+    """Hypercorn over TLS on 127.0.0.1, offering ALPN ``h2`` then ``http/1.1``."""
+    with run_hypercorn(
+        "tls",
+        certfile=certs_dir / "server.pem",
+        keyfile=certs_dir / "server.key.pem",
+        cafile=certs_dir / "ca.pem",
+        alpn_protocols=("h2", "http/1.1"),
+    ) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def hypercorn_h2c() -> Iterator[HypercornPeer]:
+    """Hypercorn over plain TCP: h2 with prior knowledge (and HTTP/1.1) on one port."""
+    with run_hypercorn("plain") as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def nginx_h2(certs_dir: Path) -> Iterator[NginxPeer]:
+    """nginx, TLS + h2 on 127.0.0.1 (``/`` says hello, docroot files, no GOAWAY)."""
+    with run_nginx(certs_dir=certs_dir) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def nginx_h2_goaway(certs_dir: Path) -> Iterator[NginxPeer]:
+    """nginx with ``keepalive_requests 5``: GOAWAY after 5 requests per connection."""
+    with run_nginx(certs_dir=certs_dir, keepalive_requests=5) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def nghttpd_small_streams(certs_dir: Path) -> Iterator[NghttpdPeer]:
+    """nghttpd advertising SETTINGS_MAX_CONCURRENT_STREAMS=2 (``-m 2``)."""
+    with run_nghttpd(certs_dir=certs_dir, max_concurrent_streams=2) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def nghttpd_tiny_window(certs_dir: Path) -> Iterator[NghttpdPeer]:
+    """nghttpd with 1023-byte stream and connection windows (``-w 10 -W 10``)."""
+    with run_nghttpd(
+        certs_dir=certs_dir, window_bits=10, connection_window_bits=10
+    ) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def nghttpd_trailer(certs_dir: Path) -> Iterator[NghttpdPeer]:
+    """nghttpd adding trailer ``x-trailer: yes`` to responses with a body."""
+    with run_nghttpd(certs_dir=certs_dir, trailers=["x-trailer: yes"]) as peer:
         yield peer
