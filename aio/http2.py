@@ -398,6 +398,9 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 for event in h2.receive_data(data):
                     await self._dispatch(event)
                 self._schedule_flush()
+                if h2.pending_error is not None:
+                    # Events before the error were dispatched; now fail.
+                    raise h2.pending_error
         except asyncio.CancelledError:
             raise
         except Exception as exc:

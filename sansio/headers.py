@@ -19,6 +19,7 @@ __all__ = [
     "Headers",
     "has_header",
     "normalize_headers",
+    "validate_field",
     "validate_method",
     "validate_target",
 ]
@@ -72,7 +73,12 @@ def validate_target(target: bytes) -> bytes:
     return target
 
 
-def _validate_field(name: bytes, value: bytes) -> None:
+def validate_field(name: bytes, value: bytes) -> None:
+    """Check one header field: a token name and a safe value (RFC 9110 §5).
+
+    Raises:
+        LocalProtocolError: The name is not a token or the value is unsafe.
+    """
     if _TOKEN.fullmatch(name) is None:
         raise LocalProtocolError(
             f"invalid header name {name!r}: a field name is a token "
@@ -106,7 +112,7 @@ def normalize_headers(headers: HeaderInput | None) -> Headers:
             enforce_bytes(name, name="header name"),
             enforce_bytes(value, name="header value"),
         )
-        _validate_field(*pair)
+        validate_field(*pair)
         result.append(pair)
     return result
 

@@ -60,6 +60,7 @@ from .events import (
     TrailersReceived,
     WindowUpdated,
 )
+from .headers import validate_field, validate_method, validate_target
 
 __all__ = [
     "DEFAULT_MAX_HEADER_LIST_SIZE",
@@ -83,6 +84,10 @@ CONNECTION_WINDOW = 16 * STREAM_WINDOW
 
 # RFC 9113 §8.2.2: "An endpoint MUST NOT generate an HTTP/2 message containing
 # connection-specific header fields"; Host travels as :authority (§8.3.1).
+# RFC 9113 §6.5: SETTINGS is frame type 0x4; its ACK flag is 0x1.
+_SETTINGS_FRAME = 0x4
+_ACK = 0x1
+
 _DROPPED_FIELDS = frozenset(
     {
         b"connection",
@@ -116,6 +121,7 @@ _S = HTTP2ConnectionState
 _TRANSITIONS: dict[tuple[HTTP2ConnectionState, _Input], HTTP2ConnectionState] = {
     (_S.NEW, _Input.INITIATE): _S.OPEN,
     (_S.NEW, _Input.CLOSE): _S.CLOSED,
+    (_S.NEW, _Input.EOF): _S.CLOSED,
     (_S.OPEN, _Input.GOAWAY): _S.DRAINING,
     (_S.OPEN, _Input.EOF): _S.CLOSED,
     (_S.OPEN, _Input.CLOSE): _S.CLOSED,
@@ -162,6 +168,13 @@ class HTTP2State:
         self._h2.state_machine = _GracefulGoawayStateMachine()
         self._max_header_list_size = max_header_list_size
         self._state = HTTP2ConnectionState.NEW
+        # Our own outgoing buffer: h2 empties its buffer when a GOAWAY arrives,
+        # which would lose frames already queued for streams that may finish.
+        self._outgoing = bytearray()
+        # Bytes received but not yet a whole frame; h2 gets one frame at a time.
+        self._inbound = bytearray()
+        self._preface_received = False
+        self._pending_error: RemoteProtocolError | None = None
         # Streams whose request we sent and whose response has not ended.
         self._streams: set[int] = set()
 
@@ -261,9 +274,20 @@ class HTTP2State:
                 f"cannot open a stream: connection {self._state.value}, "
                 f"{self.open_streams} of {self.max_concurrent_streams} streams open"
             )
+        # Validate everything before h2 sees it: h2 encodes fields as it checks
+        # them, so a field refused half-way would leave HPACK state the server
+        # never saw, breaking every later request (RFC 9113 §8.2.1).
+        validate_method(method)
+        validate_target(target)
         authority = None
         fields: list[tuple[bytes, bytes]] = []
         for name, value in headers:
+            if name.startswith(b":"):
+                raise LocalProtocolError(
+                    f"invalid header name {name!r}: pseudo-header fields are "
+                    "derived from the request, not given (RFC 9113 §8.3)"
+                )
+            validate_field(name, value)
             lowered = name.lower()
             if lowered == b"host":
                 authority = value
@@ -283,7 +307,13 @@ class HTTP2State:
             (b":path", target),
             *fields,
         ]
-        self._command(self._h2.send_headers, stream_id, head, end_stream=end_stream)
+        try:
+            self._command(self._h2.send_headers, stream_id, head, end_stream=end_stream)
+        except LocalProtocolError:
+            # h2 refused after encoding part of the head: HPACK state is no
+            # longer shared with the server, so the connection cannot go on.
+            self._state = HTTP2ConnectionState.ERROR
+            raise
         self._streams.add(stream_id)
         return stream_id
 
@@ -325,9 +355,13 @@ class HTTP2State:
         stream that is already closed on both sides is left alone.
         """
         self._streams.discard(stream_id)
-        if self._state in (_S.OPEN, _S.DRAINING):
-            with contextlib.suppress(h2.exceptions.StreamClosedError):
-                self._command(self._h2.reset_stream, stream_id, error_code)
+        stream = self._h2.streams.get(stream_id)
+        if (
+            self._state in (_S.OPEN, _S.DRAINING)
+            and stream is not None
+            and not stream.closed
+        ):
+            self._command(self._h2.reset_stream, stream_id, error_code)
 
     def close(self, error_code: int = ErrorCode.NO_ERROR) -> None:
         """Queue a GOAWAY and close: no stream continues."""
@@ -338,7 +372,13 @@ class HTTP2State:
 
     def data_to_send(self) -> bytes:
         """Return, and forget, every byte queued by commands and receives."""
-        return bytes(self._h2.data_to_send())
+        self._take_h2_output()
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    def _take_h2_output(self) -> None:
+        self._outgoing += self._h2.data_to_send()
 
     def _command(self, call: Any, *args: Any, **kwargs: Any) -> None:
         # The one place h2's exceptions from commands become ours.
@@ -346,45 +386,127 @@ class HTTP2State:
             raise LocalProtocolError("connection is in ERROR after a protocol error")
         try:
             call(*args, **kwargs)
-        except h2.exceptions.StreamClosedError:
-            raise
+        except h2.exceptions.StreamClosedError as exc:
+            raise LocalProtocolError(
+                f"stream {exc.stream_id} is closed: the response ended or the "
+                "server reset it"
+            ) from exc
         except h2.exceptions.ProtocolError as exc:
             raise LocalProtocolError(f"invalid HTTP/2 command: {exc}") from exc
-        except h2.exceptions.H2Error as exc:
+        except (h2.exceptions.H2Error, ValueError, IndexError) as exc:
             raise LocalProtocolError(f"invalid HTTP/2 command: {exc!r}") from exc
+        self._take_h2_output()
 
     # -- input ---------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the server; return the events they complete.
 
+        Frames are handed to h2 one at a time, so the events of frames before a
+        protocol error are returned and the error is raised by the next call,
+        however the bytes were split.
+
         Raises:
             RemoteProtocolError: The server broke HTTP/2 (the connection is now
-                ERROR; a GOAWAY may be waiting in ``data_to_send()``).
+                ERROR; a GOAWAY is waiting in ``data_to_send()``).
         """
         if self._state is HTTP2ConnectionState.ERROR:
-            raise RemoteProtocolError(
-                "cannot receive data: connection is in ERROR after a protocol error"
-            )
+            return self._refuse_input()
         if not data or self._state is HTTP2ConnectionState.CLOSED:
             return []
+        self._inbound += data
+        events: list[Event] = []
         try:
-            h2_events = self._h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+            while (frame := self._next_frame()) is not None:
+                events.extend(self._receive_frame(frame))
+        except RemoteProtocolError as exc:
             self._state = HTTP2ConnectionState.ERROR
+            self._take_h2_output()  # h2's GOAWAY, if it queued one
+            if not events:
+                raise
+            self._pending_error = exc
+        return events
+
+    def _next_frame(self) -> bytes | None:
+        """Cut one whole frame off the inbound buffer, checking its header first.
+
+        RFC 9113 §4.2: a frame longer than our SETTINGS_MAX_FRAME_SIZE is an
+        error as soon as its length is known, not after it was buffered.
+        §3.4: the server's preface is a SETTINGS frame, which also tells an
+        HTTP/1.1 answer or a TLS alert apart from HTTP/2 within a few bytes.
+        """
+        buffer = self._inbound
+        if len(buffer) >= 3:
+            length = int.from_bytes(buffer[:3], "big")
+            if length > self._h2.max_inbound_frame_size:
+                self._connection_error(
+                    ErrorCode.FRAME_SIZE_ERROR,
+                    f"frame of {length} bytes is larger than SETTINGS_MAX_FRAME_SIZE="
+                    f"{self._h2.max_inbound_frame_size} (RFC 9113 §4.2)",
+                )
+            if not self._preface_received and len(buffer) >= 5:
+                stream_id = int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF
+                is_settings = buffer[3] == _SETTINGS_FRAME and not buffer[4] & _ACK
+                if not is_settings or (len(buffer) >= 9 and stream_id):
+                    self._connection_error(
+                        ErrorCode.PROTOCOL_ERROR,
+                        "the server did not start with a SETTINGS frame; it may "
+                        f"not speak HTTP/2 (got {bytes(buffer[:16])!r}, RFC 9113 §3.4)",
+                    )
+            end = 9 + length
+            if len(buffer) >= end:
+                frame = bytes(buffer[:end])
+                del buffer[:end]
+                self._preface_received = True
+                return frame
+        return None
+
+    def _receive_frame(self, frame: bytes) -> list[Event]:
+        # The one place h2's exceptions from received bytes become ours. Our
+        # own output is taken first, since a GOAWAY makes h2 drop its buffer.
+        self._take_h2_output()
+        try:
+            h2_events = self._h2.receive_data(frame)
+        except h2.exceptions.ProtocolError as exc:
             raise RemoteProtocolError(f"HTTP/2 protocol error: {exc}") from exc
         except h2.exceptions.H2Error as exc:
-            self._state = HTTP2ConnectionState.ERROR
             raise RemoteProtocolError(f"HTTP/2 protocol error: {exc!r}") from exc
-        return self._translate(h2_events)
+        events = self._translate(h2_events)
+        self._take_h2_output()
+        return events
+
+    def _connection_error(self, code: int, message: str) -> None:
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._h2.close_connection(code)
+        raise RemoteProtocolError(message)
+
+    def _refuse_input(self) -> list[Event]:
+        if self._pending_error is not None:
+            raise self._pending_error
+        raise RemoteProtocolError(
+            "cannot receive data: connection is in ERROR after a protocol error"
+        )
+
+    @property
+    def pending_error(self) -> RemoteProtocolError | None:
+        """A protocol error found after events that were already returned.
+
+        The connection is ERROR; the driver should raise this rather than wait
+        for more bytes. Every later ``receive_*`` call raises it too.
+        """
+        return self._pending_error
 
     def receive_eof(self) -> list[Event]:
         """The server closed the connection: nothing more will arrive.
 
         Streams still open are the driver's to fail; the core only closes.
+
+        Raises:
+            RemoteProtocolError: The connection is already in ERROR.
         """
-        if self._state is not HTTP2ConnectionState.ERROR:
-            self._move(_Input.EOF)
+        if self._state is HTTP2ConnectionState.ERROR:
+            return self._refuse_input()
+        self._move(_Input.EOF)
         self._streams.clear()
         return []
 
@@ -460,6 +582,7 @@ class HTTP2State:
                         changed={
                             int(code): int(setting.new_value)
                             for code, setting in event.changed_settings.items()
+                            if setting.original_value != setting.new_value
                         },
                         max_concurrent_streams=self.max_concurrent_streams,
                     )
@@ -491,11 +614,19 @@ def _plain_headers(headers: Any) -> list[tuple[bytes, bytes]]:
 
 
 def _split_status(headers: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
-    status = 0
+    status = None
     fields: list[tuple[bytes, bytes]] = []
     for name, value in headers or ():
         if name == b":status":
+            # RFC 9110 §15: a status code is exactly three digits.
+            if len(value) != 3 or not value.isdigit():
+                raise RemoteProtocolError(
+                    f"malformed :status {bytes(value)!r}: a status code is three "
+                    "digits (RFC 9110 §15, RFC 9113 §8.3.2)"
+                )
             status = int(value)
         elif not name.startswith(b":"):
             fields.append((bytes(name), bytes(value)))
+    if status is None:
+        raise RemoteProtocolError("response without :status (RFC 9113 §8.3.2)")
     return status, fields
