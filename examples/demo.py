@@ -79,7 +79,7 @@ async def embedded_server() -> AsyncIterator[int]:
     config.bind = [f"fd://{sock.detach()}"]
     config.certfile = str(CERTS / "server.pem")
     config.keyfile = str(CERTS / "server.key.pem")
-    config.alpn_protocols = ["http/1.1"]
+    config.alpn_protocols = ["h2", "http/1.1"]
     config.accesslog = None
     config.errorlog = None
     stop = asyncio.Event()
@@ -136,6 +136,30 @@ async def main() -> None:
             ) as response:
                 body = b"".join([chunk async for chunk in response.aiter_stream()])
             print(f"\n{response} body={body.decode()}")
+            print(f"connection: {conn!r}")
+
+        print("\nHTTP/2 (ALPN h2): three concurrent requests on one connection:")
+        h2_context = ssl.create_default_context(cafile=str(CERTS / "ca.pem"))
+        h2_context.set_alpn_protocols(["h2", "http/1.1"])
+        async with aio.AsyncHTTPConnection(
+            origin, ssl_context=h2_context, http2=True
+        ) as conn:
+            responses = await asyncio.gather(
+                *[
+                    conn.request(
+                        "GET",
+                        f"https://127.0.0.1:{port}/h2/{n}",
+                        extensions={"trace": trace} if n == 0 else {},
+                    )
+                    for n in range(3)
+                ]
+            )
+            for response in responses:
+                print(
+                    f"  {response} http_version={response.extensions['http_version']!r}"
+                    f" stream_id={response.extensions['stream_id']}"
+                    f" body={response.content.decode()}"
+                )
             print(f"connection: {conn!r}")
     print("\nserver stopped")
 
