@@ -130,7 +130,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._demand = asyncio.Event()
         self._failure: BaseException | None = None
         self._write_failure: WriteError | None = None
-        self._settings_request: Request | None = None
 
     # -- requests ------------------------------------------------------------
 
@@ -219,7 +218,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     async def _send_connection_init(self, request: Request) -> None:
         self._state = HTTPConnectionState.IDLE
-        self._settings_request = request
         self._h2.initiate()
         async with Trace("send_connection_init", logger, request, {"request": request}):
             await self._flush(request)
@@ -413,9 +411,13 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         elif kind is SettingsChanged:
             self._signal_capacity()
             self._signal_window()  # INITIAL_WINDOW_SIZE may have grown
-            request = self._settings_request
-            if request is not None:
-                async with Trace("receive_remote_settings", logger, request) as trace:
+            # Traced on the oldest request in flight, as httpcore traces it on
+            # the request whose read brought the frame in.
+            stream = next(iter(self._streams.values()), None)
+            if stream is not None:
+                async with Trace(
+                    "receive_remote_settings", logger, stream.request
+                ) as trace:
                     trace.return_value = event
         elif kind is ConnectionTerminated:
             assert isinstance(event, ConnectionTerminated)
