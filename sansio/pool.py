@@ -1,0 +1,545 @@
+"""Connection-pool decisions with no I/O and no clock: ``PoolState``.
+
+Theory of operation
+-------------------
+The pool's driver tells ``PoolState`` what happened (a request arrived, a
+connection connected or failed, a response was released, a request was
+cancelled, time passed) and gets back *actions* to carry out: open a connection
+for a request, send a request on a connection, close a connection. Requests the
+state cannot serve yet wait in FIFO order; the driver wakes them when an action
+names them. ``now`` is always passed in.
+
+Every connection is in one :class:`PoolConnectionState`; every request in one
+:class:`PoolRequestState`. A connection is keyed by :data:`PoolKey` (scheme,
+host, port and ``sni_hostname``), so different SNI names never share one.
+
+The rules, each fixing a bug httpcore users met:
+
+* ``max_connections`` bounds connections in any state, CONNECTING included.
+* ``max_keepalive_connections`` bounds *idle* connections only.
+* A request whose connection is still connecting and is cancelled takes that
+  connection with it (it was opened for that request): nothing stays CONNECTING.
+* HTTP/2 connections (and connections that will probably be HTTP/2 once
+  connected) take more requests while the driver says they have a free stream;
+  when none has, another connection opens, up to ``max_connections``.
+* Every operation costs O(1) in the number of pooled connections, amortised:
+  per-key idle and waiting queues, a global FIFO of waiting requests and a
+  global LRU of idle connections, with lazy removal of stale entries.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import deque
+from dataclasses import dataclass
+
+__all__ = [
+    "AssignRequest",
+    "CloseConnection",
+    "OpenConnection",
+    "PoolAction",
+    "PoolConnectionState",
+    "PoolKey",
+    "PoolRequestState",
+    "PoolState",
+]
+
+PoolKey = tuple[bytes, bytes, int, str | None]
+
+
+class PoolConnectionState(enum.Enum):
+    """Where a pooled connection is in its life."""
+
+    CONNECTING = "CONNECTING"  # opened for a request; not usable yet
+    ACTIVE = "ACTIVE"  # carrying at least one request
+    IDLE = "IDLE"  # carrying nothing; reusable until it expires
+    CLOSED = "CLOSED"  # gone; never comes back
+
+
+class PoolRequestState(enum.Enum):
+    """Where a request is in the pool."""
+
+    WAITING = "WAITING"  # queued: no connection could take it
+    CONNECTING = "CONNECTING"  # assigned to a connection that is connecting
+    ACTIVE = "ACTIVE"  # assigned to a usable connection
+    DONE = "DONE"  # released, cancelled or timed out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenConnection:
+    """Open a new connection ``connection_id`` for ``key`` and send the request."""
+
+    request_id: int
+    connection_id: int
+    key: PoolKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssignRequest:
+    """Send ``request_id`` on the existing connection ``connection_id``."""
+
+    request_id: int
+    connection_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseConnection:
+    """Close ``connection_id`` (it is already CLOSED in the state)."""
+
+    connection_id: int
+
+
+PoolAction = OpenConnection | AssignRequest | CloseConnection
+
+
+@dataclass(slots=True)
+class _Connection:
+    id: int
+    key: PoolKey
+    state: PoolConnectionState
+    shared: bool  # may carry several requests at once (HTTP/2, or maybe-HTTP/2)
+    available: bool  # a shared connection with a free stream, per the driver
+    active: int = 0
+    expires_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Request:
+    id: int
+    key: PoolKey
+    shared: bool  # whether a connection opened for it may be shared
+    state: PoolRequestState
+    connection_id: int | None = None
+
+
+@dataclass(slots=True)
+class _Key:
+    idle: deque[int]  # idle unshared connections, most recently used last
+    shared: dict[int, None]  # shared connections that are not closed (ordered)
+    waiting: deque[int]
+
+
+class PoolState:
+    """The pool's bookkeeping and decisions.
+
+    Args:
+        max_connections: Connections in any state at most (None: unbounded).
+        max_keepalive_connections: Idle connections kept at most (None: no bound).
+        keepalive_expiry: Seconds an idle connection stays reusable (None: ever).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int | None = 10,
+        max_keepalive_connections: int | None = None,
+        keepalive_expiry: float | None = None,
+    ) -> None:
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1 (or None)")
+        self._max_connections = max_connections
+        self._max_keepalive = max_keepalive_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._ids = itertools.count(1)
+        self._connections: dict[int, _Connection] = {}
+        self._requests: dict[int, _Request] = {}
+        self._keys: dict[PoolKey, _Key] = {}
+        self._waiting: deque[int] = deque()  # every waiting request, FIFO
+        self._idle_lru: dict[int, None] = {}  # idle connections, oldest first
+        self._open_count = 0  # connections not CLOSED
+
+    # -- views ---------------------------------------------------------------
+
+    def connection_state(self, connection_id: int) -> PoolConnectionState:
+        """The state of a connection (CLOSED once forgotten)."""
+        connection = self._connections.get(connection_id)
+        return PoolConnectionState.CLOSED if connection is None else connection.state
+
+    def request_state(self, request_id: int) -> PoolRequestState:
+        """The state of a request (DONE once forgotten)."""
+        request = self._requests.get(request_id)
+        return PoolRequestState.DONE if request is None else request.state
+
+    def counts(self) -> dict[str, int]:
+        """Connections by state and requests by state, for repr() and stats."""
+        result = {
+            "connections_connecting": 0,
+            "connections_active": 0,
+            "connections_idle": 0,
+            "requests_active": 0,
+            "requests_waiting": 0,
+        }
+        for connection in self._connections.values():
+            result[f"connections_{connection.state.value.lower()}"] += 1
+        for request in self._requests.values():
+            if request.state is PoolRequestState.WAITING:
+                result["requests_waiting"] += 1
+            else:
+                result["requests_active"] += 1
+        return result
+
+    # -- events from the driver ----------------------------------------------
+
+    def request_arrived(
+        self, key: PoolKey, *, shared: bool, now: float
+    ) -> tuple[int, list[PoolAction]]:
+        """A request for ``key`` wants a connection.
+
+        ``shared`` says whether a connection opened for it may carry other
+        requests before it is known to be HTTP/2 (http2 allowed and https, or
+        prior knowledge). Returns the request id and the actions; with no action
+        for this request, it waits.
+        """
+        request_id = next(self._ids)
+        request = _Request(request_id, key, shared, PoolRequestState.WAITING)
+        self._requests[request_id] = request
+        actions: list[PoolAction] = []
+        if not self._place(request, now, actions):
+            self._queue(request)
+        return request_id, actions
+
+    def connection_ready(
+        self, connection_id: int, *, shared: bool, available: bool, now: float
+    ) -> list[PoolAction]:
+        """A connection finished connecting; ``shared`` if it is HTTP/2.
+
+        Requests that waited on it while it connected go ahead on their own; a
+        shared connection with ``available`` streams takes waiting requests.
+        """
+        connection = self._connections.get(connection_id)
+        if connection is None or connection.state is PoolConnectionState.CLOSED:
+            return []
+        was_shared = connection.shared
+        connection.shared = shared
+        connection.available = shared and available
+        connection.state = PoolConnectionState.ACTIVE
+        keyed = self._key(connection.key)
+        if shared and not was_shared:
+            keyed.shared[connection_id] = None
+        elif was_shared and not shared:
+            keyed.shared.pop(connection_id, None)
+        actions: list[PoolAction] = []
+        if connection.available:
+            self._serve_waiting(keyed, connection, now, actions)
+        return actions
+
+    def connection_failed(self, connection_id: int, now: float) -> list[PoolAction]:
+        """A connection could not connect, or died: it is gone.
+
+        Requests on it are the driver's to fail or retry (``requeue``); freed
+        capacity goes to waiting requests.
+        """
+        actions: list[PoolAction] = []
+        self._close(connection_id, actions, announce=False)
+        self._fill_capacity(now, actions)
+        return actions
+
+    def stream_capacity(
+        self, connection_id: int, *, available: bool, now: float
+    ) -> list[PoolAction]:
+        """A shared connection gained or lost its free streams (SETTINGS, GOAWAY)."""
+        connection = self._connections.get(connection_id)
+        if connection is None or not connection.shared:
+            return []
+        connection.available = available
+        actions: list[PoolAction] = []
+        if available and connection.state is PoolConnectionState.ACTIVE:
+            self._serve_waiting(self._key(connection.key), connection, now, actions)
+        return actions
+
+    def request_released(
+        self, request_id: int, *, reusable: bool, now: float
+    ) -> list[PoolAction]:
+        """A request is finished with its connection.
+
+        ``reusable`` is whether the connection may carry another request (the
+        response completed cleanly); if not, the connection is closed.
+        """
+        request = self._requests.pop(request_id, None)
+        actions: list[PoolAction] = []
+        if request is None:
+            return actions
+        connection_id = request.connection_id
+        state = request.state
+        request.state = PoolRequestState.DONE
+        if state is PoolRequestState.WAITING or connection_id is None:
+            return actions
+        connection = self._connections.get(connection_id)
+        if connection is None:
+            return actions
+        connection.active -= 1
+        if not reusable or connection.state is PoolConnectionState.CONNECTING:
+            # A connection opened for this request that never became usable
+            # goes with it: nothing is ever left CONNECTING.
+            if not connection.shared or connection.active <= 0:
+                self._close(connection_id, actions)
+                self._fill_capacity(now, actions)
+            return actions
+        if connection.shared:
+            if connection.active == 0:
+                self._make_idle(connection, now, actions)
+            else:
+                self._serve_waiting(self._key(connection.key), connection, now, actions)
+            return actions
+        self._make_idle(connection, now, actions)
+        return actions
+
+    def request_cancelled(self, request_id: int, now: float) -> list[PoolAction]:
+        """A request gave up (cancelled, or its pool timeout expired).
+
+        A waiting request leaves the queue; an assigned one is released without
+        reuse, since its connection may be mid-exchange.
+        """
+        request = self._requests.get(request_id)
+        if request is None:
+            return []
+        if request.state is PoolRequestState.WAITING:
+            del self._requests[request_id]
+            request.state = PoolRequestState.DONE  # lazily dropped from queues
+            return []
+        return self.request_released(request_id, reusable=False, now=now)
+
+    def requeue(self, request_id: int, now: float) -> list[PoolAction]:
+        """Move a request off its connection and place it again, at the front.
+
+        For ``ConnectionNotAvailable`` (GOAWAY, refused stream, a connection
+        that turned out HTTP/1.1 and busy) and for the one retry after a reused
+        connection failed before any response byte. The old connection stays as
+        it is unless the driver reports it failed or released.
+        """
+        request = self._requests.get(request_id)
+        actions: list[PoolAction] = []
+        if request is None:
+            return actions
+        connection = (
+            None
+            if request.connection_id is None
+            else self._connections.get(request.connection_id)
+        )
+        if connection is not None and request.state is not PoolRequestState.WAITING:
+            connection.active -= 1
+            if connection.active <= 0:
+                if (
+                    connection.shared
+                    and connection.available
+                    and connection.state is PoolConnectionState.ACTIVE
+                ):
+                    self._make_idle(connection, now, actions)
+                else:
+                    # An HTTP/1.1 connection that refused a request, or an
+                    # HTTP/2 one that takes no new streams: neither is reusable.
+                    self._close(connection.id, actions)
+        request.connection_id = None
+        request.state = PoolRequestState.WAITING
+        if not self._place(request, now, actions, avoid=connection):
+            self._queue(request, front=True)
+        return actions
+
+    def expire(self, now: float) -> list[PoolAction]:
+        """Close idle connections whose keep-alive expired (oldest first)."""
+        actions: list[PoolAction] = []
+        for connection_id in list(self._idle_lru):
+            connection = self._connections[connection_id]
+            if connection.expires_at is None or connection.expires_at > now:
+                break  # the LRU is in idle-since order; later ones expire later
+            self._close(connection_id, actions)
+        self._fill_capacity(now, actions)
+        return actions
+
+    def discard(self, connection_id: int, now: float) -> list[PoolAction]:
+        """The driver found a connection unusable (the server closed it while
+        idle): close it, and let waiting requests use the freed capacity."""
+        actions: list[PoolAction] = []
+        self._close(connection_id, actions, announce=False)
+        self._fill_capacity(now, actions)
+        return actions
+
+    def close_all(self) -> list[PoolAction]:
+        """Close every connection and forget every request (pool shutdown)."""
+        actions: list[PoolAction] = []
+        for connection_id in list(self._connections):
+            self._close(connection_id, actions)
+        for request in self._requests.values():
+            request.state = PoolRequestState.DONE
+        self._requests.clear()
+        self._waiting.clear()
+        for keyed in self._keys.values():
+            keyed.waiting.clear()
+        return actions
+
+    # -- decisions -----------------------------------------------------------
+
+    def _key(self, key: PoolKey) -> _Key:
+        keyed = self._keys.get(key)
+        if keyed is None:
+            keyed = self._keys[key] = _Key(deque(), {}, deque())
+        return keyed
+
+    def _queue(self, request: _Request, *, front: bool = False) -> None:
+        request.state = PoolRequestState.WAITING
+        keyed = self._key(request.key)
+        if front:
+            keyed.waiting.appendleft(request.id)
+            self._waiting.appendleft(request.id)
+        else:
+            keyed.waiting.append(request.id)
+            self._waiting.append(request.id)
+
+    def _place(
+        self,
+        request: _Request,
+        now: float,
+        actions: list[PoolAction],
+        *,
+        avoid: _Connection | None = None,
+    ) -> bool:
+        keyed = self._key(request.key)
+        # 1. A shared connection with a free stream (or one still connecting
+        #    that will probably be shared: its requests queue on its connect).
+        for connection_id in keyed.shared:
+            connection = self._connections[connection_id]
+            if connection is avoid:
+                continue
+            if connection.state is PoolConnectionState.CONNECTING or (
+                connection.available
+                and connection.state is not PoolConnectionState.CLOSED
+            ):
+                self._assign(request, connection, actions)
+                return True
+        # 2. An idle connection of this key, most recently used first.
+        while keyed.idle:
+            idle = self._connections.get(keyed.idle.pop())
+            if idle is None or idle.state is not PoolConnectionState.IDLE:
+                continue
+            if idle.expires_at is not None and idle.expires_at <= now:
+                self._close(idle.id, actions)
+                continue
+            self._idle_lru.pop(idle.id, None)
+            self._assign(request, idle, actions)
+            return True
+        # 3. A new connection, making room by closing the oldest idle one.
+        if not self._has_room():
+            if not self._idle_lru:
+                return False
+            self._close(next(iter(self._idle_lru)), actions)
+        self._open(request, actions)
+        return True
+
+    def _has_room(self) -> bool:
+        return self._max_connections is None or self._open_count < self._max_connections
+
+    def _assign(
+        self, request: _Request, connection: _Connection, actions: list[PoolAction]
+    ) -> None:
+        request.connection_id = connection.id
+        connection.active += 1
+        if connection.state is PoolConnectionState.CONNECTING:
+            request.state = PoolRequestState.CONNECTING
+        else:
+            request.state = PoolRequestState.ACTIVE
+            connection.state = PoolConnectionState.ACTIVE
+            connection.expires_at = None
+        actions.append(
+            AssignRequest(request_id=request.id, connection_id=connection.id)
+        )
+
+    def _open(self, request: _Request, actions: list[PoolAction]) -> None:
+        connection = _Connection(
+            id=next(self._ids),
+            key=request.key,
+            state=PoolConnectionState.CONNECTING,
+            shared=request.shared,
+            available=False,
+            active=1,
+        )
+        self._connections[connection.id] = connection
+        self._open_count += 1
+        if request.shared:
+            self._key(request.key).shared[connection.id] = None
+        request.connection_id = connection.id
+        request.state = PoolRequestState.CONNECTING
+        actions.append(
+            OpenConnection(
+                request_id=request.id, connection_id=connection.id, key=request.key
+            )
+        )
+
+    def _make_idle(
+        self, connection: _Connection, now: float, actions: list[PoolAction]
+    ) -> None:
+        keyed = self._key(connection.key)
+        # A waiting request of the same key takes it at once.
+        if self._serve_waiting(keyed, connection, now, actions):
+            return
+        connection.active = 0
+        connection.state = PoolConnectionState.IDLE
+        if self._keepalive_expiry is not None:
+            connection.expires_at = now + self._keepalive_expiry
+        if not connection.shared:
+            keyed.idle.append(connection.id)
+        self._idle_lru.pop(connection.id, None)
+        self._idle_lru[connection.id] = None
+        if self._max_keepalive is not None:
+            while len(self._idle_lru) > self._max_keepalive:
+                self._close(next(iter(self._idle_lru)), actions)
+        # Idle capacity may let a waiting request of another key open.
+        self._fill_capacity(now, actions)
+
+    def _serve_waiting(
+        self,
+        keyed: _Key,
+        connection: _Connection,
+        now: float,
+        actions: list[PoolAction],
+    ) -> bool:
+        served = False
+        while keyed.waiting:
+            if connection.shared and not connection.available:
+                break
+            if not connection.shared and connection.active > 0:
+                break
+            request = self._requests.get(keyed.waiting[0])
+            if request is None or request.state is not PoolRequestState.WAITING:
+                keyed.waiting.popleft()
+                continue
+            keyed.waiting.popleft()
+            self._idle_lru.pop(connection.id, None)
+            self._assign(request, connection, actions)
+            served = True
+            if not connection.shared:
+                break
+        return served
+
+    def _fill_capacity(self, now: float, actions: list[PoolAction]) -> None:
+        """Let waiting requests (any key, FIFO) open connections while room lasts."""
+        while self._waiting:
+            request = self._requests.get(self._waiting[0])
+            if request is None or request.state is not PoolRequestState.WAITING:
+                self._waiting.popleft()
+                continue
+            if not self._has_room() and not self._idle_lru:
+                return
+            self._waiting.popleft()
+            keyed = self._key(request.key)
+            if keyed.waiting and keyed.waiting[0] == request.id:
+                keyed.waiting.popleft()
+            if not self._place(request, now, actions):
+                self._queue(request, front=True)
+                return
+
+    def _close(
+        self, connection_id: int, actions: list[PoolAction], *, announce: bool = True
+    ) -> None:
+        connection = self._connections.pop(connection_id, None)
+        if connection is None:
+            return
+        if connection.state is not PoolConnectionState.CLOSED:
+            self._open_count -= 1
+        connection.state = PoolConnectionState.CLOSED
+        self._idle_lru.pop(connection_id, None)
+        keyed = self._keys.get(connection.key)
+        if keyed is not None:
+            keyed.shared.pop(connection_id, None)
+        if announce:
+            actions.append(CloseConnection(connection_id=connection_id))
