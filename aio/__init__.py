@@ -6,6 +6,7 @@ surface: the same class names, constructor arguments, exceptions and extensions.
 
 from sansio.urls import URL, Origin
 
+from .api import request, stream
 from .backends import SOCKET_OPTION, AsyncIOBackend, AsyncNetworkBackend
 from .connection import AsyncHTTPConnection
 from .exceptions import (
@@ -30,6 +31,7 @@ from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
 from .mock import AsyncMockBackend, AsyncMockStream
 from .models import ByteStream, Request, Response
+from .pool import AsyncConnectionPool
 from .streams import AsyncIOStream, AsyncNetworkStream
 from .tls import default_ssl_context
 
@@ -37,6 +39,7 @@ __all__ = [
     "SOCKET_OPTION",
     "URL",
     "AsyncConnectionInterface",
+    "AsyncConnectionPool",
     "AsyncHTTP2Connection",
     "AsyncHTTP11Connection",
     "AsyncHTTPConnection",
@@ -66,4 +69,6 @@ __all__ = [
     "WriteError",
     "WriteTimeout",
     "default_ssl_context",
+    "request",
+    "stream",
 ]

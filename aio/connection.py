@@ -135,6 +135,10 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         except BaseException:
             self._connect_failed = True
             raise
+        if self._connect_failed:
+            # abort() arrived while we connected (the pool was closed).
+            await stream.aclose()
+            raise ConnectionNotAvailable()
         ssl_object = stream.get_extra_info("ssl_object")
         if ssl_object is not None:
             speak_h2 = ssl_object.selected_alpn_protocol() == "h2" or (
@@ -282,6 +286,19 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} [{self.info()}]>"
+
+    def abort(self) -> None:
+        """Close now, synchronously, whatever state it is in (for the pool).
+
+        A connection still connecting is marked failed; its connect attempt is
+        the requesting task's and ends with that task.
+        """
+        if self._connection is None:
+            self._connect_failed = True
+            return
+        abort = getattr(self._connection, "abort", None)
+        if abort is not None:
+            abort()
 
     async def aclose(self) -> None:
         """Close the connection."""

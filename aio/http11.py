@@ -25,7 +25,7 @@ from sansio.events import (
 from sansio.http11 import HTTP11ConnectionState, HTTP11State
 from sansio.urls import Origin
 
-from .exceptions import ConnectionNotAvailable, WriteError
+from .exceptions import ConnectionNotAvailable, ReadError, WriteError
 from .interfaces import AsyncConnectionInterface, HTTPConnectionState
 from .models import Request, Response
 from .streams import AsyncNetworkStream
@@ -176,6 +176,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 # events already handed out, or a caller reading past the end.
                 if h11.pending_error is not None:
                     raise h11.pending_error
+                if self._state is HTTPConnectionState.CLOSED:
+                    raise ReadError(
+                        "the connection was closed while the response was read"
+                    )
                 raise RuntimeError("no response is in progress on this connection")
             timeout = request.extensions.get("timeout", {}).get("read")
             data = await self._network_stream.read(READ_NUM_BYTES, timeout=timeout)
@@ -227,6 +231,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         abort = getattr(self._network_stream, "abort", None)
         if abort is not None:
             abort()
+
+    def abort(self) -> None:
+        """Close now, synchronously, whatever state it is in (for the pool)."""
+        self._discard()
 
     async def _close_unabortable_stream(self) -> None:
         """Finish a discard for streams (mocks, user backends) with no ``abort()``."""

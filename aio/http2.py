@@ -456,6 +456,13 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     # -- lifecycle -----------------------------------------------------------
 
+    def abort(self) -> None:
+        """Close now, synchronously: every stream fails (for the pool)."""
+        self._fail_connection(ConnectionNotAvailable())
+        for task in (self._reader, self._flusher):
+            if task is not None and not task.done():
+                task.cancel()
+
     async def aclose(self) -> None:
         """Say GOAWAY, stop reading and close the stream."""
         if self._state is HTTPConnectionState.CLOSED and self._reader is None:

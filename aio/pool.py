@@ -1,0 +1,435 @@
+"""``AsyncConnectionPool``: carries out :class:`sansio.pool.PoolState`'s decisions.
+
+The pool never decides anything itself. Each event (a request arrives, a
+connection connects or fails, a response is closed, a request is cancelled or
+times out) goes to ``PoolState``, and the returned actions are executed at once:
+connections are created or aborted synchronously, and waiting requests are woken
+through their own futures. Every state change happens before the first
+``await`` of any cleanup path, so a cancellation at any point leaves the pool
+consistent: no connection stuck CONNECTING, no slot leaked, no socket left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from sansio.pool import (
+    AssignRequest,
+    CloseConnection,
+    OpenConnection,
+    PoolAction,
+    PoolKey,
+    PoolState,
+)
+from sansio.urls import Origin, validate_sni_hostname
+
+from .backends import SOCKET_OPTION, AsyncIOBackend, AsyncNetworkBackend
+from .connection import AsyncHTTPConnection
+from .exceptions import (
+    ConnectionNotAvailable,
+    PoolTimeout,
+    ReadError,
+    RemoteProtocolError,
+    WriteError,
+)
+from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
+from .models import ByteStream, Request, Response, check_scheme
+
+__all__ = ["AsyncConnectionPool"]
+
+# RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
+
+
+class _Slot:
+    """Where a waiting request learns which connection it got (or why not)."""
+
+    __slots__ = ("connection_id", "future")
+
+    def __init__(self, future: asyncio.Future[int]) -> None:
+        self.future = future
+        self.connection_id: int | None = None
+
+
+class AsyncConnectionPool(AsyncRequestInterface):
+    """A pool of connections, shared by every request made through it.
+
+    Args:
+        ssl_context: Client TLS settings; default: certifi, made once.
+        proxy: Not supported yet (the proxies work comes next).
+        max_connections: Connections open at most (None: unbounded).
+        max_keepalive_connections: Idle connections kept at most.
+        keepalive_expiry: Seconds an idle connection stays reusable.
+        http1: Allow HTTP/1.1.
+        http2: Allow HTTP/2 (ALPN ``h2`` first; prior knowledge with
+            ``http1=False``).
+        retries: Extra connection attempts after a connect failure.
+        local_address: Local IP to bind.
+        uds: Connect every request to this Unix socket.
+        network_backend: Opens streams; default :class:`AsyncIOBackend`.
+        socket_options: ``setsockopt`` triples applied before connect.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: Any = None,
+        max_connections: int | None = 10,
+        max_keepalive_connections: int | None = None,
+        keepalive_expiry: float | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        local_address: str | None = None,
+        uds: str | None = None,
+        network_backend: AsyncNetworkBackend | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> None:
+        if proxy is not None:
+            raise NotImplementedError(
+                "proxy= is not supported by this version of wireline yet"
+            )
+        self._ssl_context = ssl_context
+        self._http1 = http1
+        self._http2 = http2
+        self._retries = retries
+        self._local_address = local_address
+        self._uds = uds
+        self._network_backend = network_backend or AsyncIOBackend()
+        self._socket_options = socket_options
+        self._keepalive_expiry = keepalive_expiry
+        self._state = PoolState(
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+        )
+        self._connections: dict[int, AsyncConnectionInterface] = {}
+        self._slots: dict[int, _Slot] = {}
+        # Connections the pool opened for a request and has not yet heard
+        # connect (their first response reports what they turned out to be).
+        self._unannounced: set[int] = set()
+        self._closed = False
+
+    # -- public --------------------------------------------------------------
+
+    @property
+    def connections(self) -> list[AsyncConnectionInterface]:
+        """A copy of the pool's connections, oldest first."""
+        return list(self._connections.values())
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Send ``request`` on a pooled connection; return once its head arrived.
+
+        Raises:
+            UnsupportedProtocol: The URL scheme is not http/https/ws/wss.
+            PoolTimeout: No connection within the ``pool`` timeout, counted once
+                from arrival across every internal retry.
+            RuntimeError: The pool is closed, or closed while the request waited.
+            ConnectError, ConnectTimeout, ReadError, ...: As the connection's.
+
+        Cancellation at any point releases the request's place in the pool.
+        """
+        check_scheme(request.url)
+        if self._closed:
+            raise RuntimeError("The connection pool is closed.")
+        timeout = request.extensions.get("timeout", {}).get("pool")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        key = self._key(request)
+        shared = self._http2 and (key[0] in (b"https", b"wss") or not self._http1)
+        state = self._state
+        now = time.monotonic()
+        self._execute(state.expire(now))
+        request_id, actions = state.request_arrived(key, shared=shared, now=now)
+        retried = False
+        while True:
+            try:
+                connection_id, reused = await self._acquire(
+                    request_id, actions, deadline, timeout
+                )
+            except BaseException:
+                self._execute(state.request_cancelled(request_id, time.monotonic()))
+                self._slots.pop(request_id, None)
+                raise
+            connection = self._connections[connection_id]
+            try:
+                response = await connection.handle_async_request(request)
+            except ConnectionNotAvailable:
+                actions = self._requeue(request_id, connection_id, connection)
+                continue
+            except (ReadError, WriteError, RemoteProtocolError) as exc:
+                if (
+                    reused
+                    and not retried
+                    and _retryable(request, exc)
+                    and not connection.is_available()
+                ):
+                    # A kept-alive connection the server dropped before any
+                    # response byte: one more try, on a fresh connection.
+                    retried = True
+                    actions = self._requeue(request_id, connection_id, connection)
+                    continue
+                self._release(request_id, connection_id, reusable=False)
+                raise
+            except BaseException:
+                self._release(request_id, connection_id, reusable=False)
+                raise
+            self._announce(connection_id, connection, response)
+            return Response._from_wire(
+                response.status,
+                response.headers,
+                PoolByteStream(response, self, request_id, connection_id),
+                response.extensions,
+            )
+
+    async def aclose(self) -> None:
+        """Close every connection; requests still waiting fail with RuntimeError."""
+        self._closed = True
+        for slot in self._slots.values():
+            if not slot.future.done():
+                slot.future.set_exception(
+                    RuntimeError(
+                        "The connection pool was closed while the request was "
+                        "waiting for a connection."
+                    )
+                )
+        self._slots.clear()
+        self._execute(self._state.close_all())
+        connections = list(self._connections.values())
+        self._connections.clear()
+        for connection in connections:
+            await connection.aclose()
+
+    async def __aenter__(self) -> AsyncConnectionPool:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        counts = self._state.counts()
+        active_connections = (
+            counts["connections_connecting"] + counts["connections_active"]
+        )
+        return (
+            f"<{self.__class__.__name__} [Requests: {counts['requests_active']} "
+            f"active, {counts['requests_waiting']} queued | Connections: "
+            f"{active_connections} active, {counts['connections_idle']} idle]>"
+        )
+
+    # -- carrying out PoolState's actions ------------------------------------
+
+    def _key(self, request: Request) -> PoolKey:
+        url = request.url
+        origin = url.origin
+        sni = request.extensions.get("sni_hostname")
+        return (
+            origin.scheme,
+            origin.host,
+            origin.port,
+            None if sni is None else validate_sni_hostname(sni),
+        )
+
+    async def _acquire(
+        self,
+        request_id: int,
+        actions: list[PoolAction],
+        deadline: float | None,
+        timeout: float | None,
+    ) -> tuple[int, bool]:
+        """The connection this request goes on, and whether it is reused."""
+        while True:
+            mine = self._execute(actions, request_id)
+            if mine is None:
+                mine = await self._wait(request_id, deadline, timeout)
+            connection_id, reused = mine
+            connection = self._connections[connection_id]
+            if reused and connection.is_idle() and connection.has_expired():
+                # Checked only for the connection about to be used: the server
+                # closed it (or keep-alive ran out) while it sat idle.
+                actions = self._discard(connection_id)
+                actions += self._state.requeue(request_id, time.monotonic())
+                continue
+            return connection_id, reused
+
+    async def _wait(
+        self, request_id: int, deadline: float | None, timeout: float | None
+    ) -> tuple[int, bool]:
+        loop = asyncio.get_running_loop()
+        slot = self._slots[request_id] = _Slot(loop.create_future())
+        try:
+            if deadline is None:
+                connection_id = await slot.future
+            else:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise PoolTimeout(
+                        f"no connection within the pool timeout {timeout}s"
+                    )
+                try:
+                    async with asyncio.timeout(remaining) as scope:
+                        connection_id = await slot.future
+                except TimeoutError as exc:
+                    if scope.expired():
+                        raise PoolTimeout(
+                            f"no connection within the pool timeout {timeout}s"
+                        ) from exc
+                    raise
+        finally:
+            self._slots.pop(request_id, None)
+        return connection_id, True
+
+    def _execute(
+        self, actions: list[PoolAction], request_id: int | None = None
+    ) -> tuple[int, bool] | None:
+        """Carry out ``actions`` synchronously; return ``request_id``'s placement."""
+        mine = None
+        for action in actions:
+            if type(action) is CloseConnection:
+                connection = self._connections.pop(action.connection_id, None)
+                self._unannounced.discard(action.connection_id)
+                if connection is not None:
+                    _abort(connection)
+            elif type(action) is OpenConnection:
+                assert isinstance(action, OpenConnection)
+                self._connections[action.connection_id] = self._create(action.key)
+                self._unannounced.add(action.connection_id)
+                if action.request_id == request_id:
+                    mine = (action.connection_id, False)
+                else:
+                    self._wake(action.request_id, action.connection_id)
+            else:
+                assert isinstance(action, AssignRequest)
+                if action.request_id == request_id:
+                    mine = (action.connection_id, True)
+                else:
+                    self._wake(action.request_id, action.connection_id)
+        return mine
+
+    def _wake(self, request_id: int, connection_id: int) -> None:
+        slot = self._slots.get(request_id)
+        if slot is not None and not slot.future.done():
+            slot.future.set_result(connection_id)
+
+    def _create(self, key: PoolKey) -> AsyncConnectionInterface:
+        scheme, host, port, _ = key
+        return AsyncHTTPConnection(
+            origin=Origin(scheme, host, port),
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=self._http1,
+            http2=self._http2,
+            retries=self._retries,
+            local_address=self._local_address,
+            uds=self._uds,
+            network_backend=self._network_backend,
+            socket_options=self._socket_options,
+        )
+
+    def _announce(
+        self,
+        connection_id: int,
+        connection: AsyncConnectionInterface,
+        response: Response,
+    ) -> None:
+        """Tell PoolState what a newly connected connection turned out to be."""
+        if connection_id in self._unannounced:
+            self._unannounced.discard(connection_id)
+            shared = response.extensions.get("http_version") == b"HTTP/2"
+            self._execute(
+                self._state.connection_ready(
+                    connection_id,
+                    shared=shared,
+                    available=connection.is_available(),
+                    now=time.monotonic(),
+                )
+            )
+
+    def _requeue(
+        self, request_id: int, connection_id: int, connection: AsyncConnectionInterface
+    ) -> list[PoolAction]:
+        actions: list[PoolAction] = []
+        if connection.is_closed() or connection.has_expired():
+            actions += self._discard(connection_id)
+        return actions + self._state.requeue(request_id, time.monotonic())
+
+    def _discard(self, connection_id: int) -> list[PoolAction]:
+        connection = self._connections.pop(connection_id, None)
+        self._unannounced.discard(connection_id)
+        if connection is not None:
+            _abort(connection)
+        return self._state.discard(connection_id, time.monotonic())
+
+    def _release(self, request_id: int, connection_id: int, *, reusable: bool) -> None:
+        connection = self._connections.get(connection_id)
+        reusable = (
+            reusable
+            and connection is not None
+            and not connection.is_closed()
+            and not connection.has_expired()
+        )
+        if not reusable:
+            self._unannounced.discard(connection_id)
+        # PoolState closes what is not reusable; _execute aborts it.
+        self._execute(
+            self._state.request_released(
+                request_id, reusable=reusable, now=time.monotonic()
+            )
+        )
+
+    def _response_closed(self, request_id: int, connection_id: int) -> None:
+        connection = self._connections.get(connection_id)
+        reusable = connection is not None and not connection.is_closed()
+        self._release(request_id, connection_id, reusable=reusable)
+
+
+def _abort(connection: AsyncConnectionInterface) -> None:
+    abort = getattr(connection, "abort", None)
+    if abort is not None:
+        abort()
+
+
+def _retryable(request: Request, exc: Exception) -> bool:
+    if request.method not in _IDEMPOTENT or not isinstance(request.stream, ByteStream):
+        return False
+    if isinstance(exc, RemoteProtocolError):
+        return str(exc) == "Server disconnected without sending a response."
+    return True
+
+
+class PoolByteStream:
+    """The response body; closing it returns the connection to the pool."""
+
+    def __init__(
+        self,
+        response: Response,
+        pool: AsyncConnectionPool,
+        request_id: int,
+        connection_id: int,
+    ) -> None:
+        self._response = response
+        self._pool = pool
+        self._request_id = request_id
+        self._connection_id = connection_id
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_stream():
+                yield chunk
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Close the response and release its connection to the pool."""
+        if not self._closed:
+            self._closed = True
+            try:
+                await self._response.aclose()
+            finally:
+                self._pool._response_closed(self._request_id, self._connection_id)
