@@ -44,7 +44,7 @@ from .exceptions import (
     WriteTimeout,
 )
 from .interfaces import AsyncConnectionInterface, HTTPConnectionState
-from .models import Request, Response
+from .models import ByteStream, Request, Response
 from .streams import AsyncNetworkStream, await_with_timeout
 from .trace import Trace
 
@@ -54,12 +54,21 @@ logger = logging.getLogger(__name__)
 
 # Bytes asked of the socket per read by the reader task.
 READ_NUM_BYTES = 64 * 1024
+# Sends of one request after RST_STREAM(REFUSED_STREAM) before giving up.
+MAX_REFUSED_RETRIES = 3
+
+
+class _ServerDisconnected(RemoteProtocolError):
+    """EOF from the server; each open stream gets its own message."""
+
+    def __init__(self) -> None:
+        super().__init__("Server disconnected.")
 
 
 class _Stream:
     """The receiving end of one stream: events in order, then maybe an error."""
 
-    __slots__ = ("error", "events", "finished", "request", "waiter")
+    __slots__ = ("error", "events", "finished", "request", "responded", "waiter")
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -68,6 +77,7 @@ class _Stream:
         self.error: BaseException | None = None
         # The server ended (or reset) its side: stop uploading, nothing follows.
         self.finished = False
+        self.responded = False  # a response head arrived
 
     def put(self, event: Event) -> None:
         self.events.append(event)
@@ -130,6 +140,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._demand = asyncio.Event()
         self._failure: BaseException | None = None
         self._write_failure: WriteError | None = None
+        self._slot_waiters = 0
 
     # -- requests ------------------------------------------------------------
 
@@ -159,8 +170,23 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             )
         if self._state is HTTPConnectionState.NEW:
             await self._send_connection_init(request)
-        await self._wait_for_stream_slot()
+        self._request_count += 1
+        attempts = 0
+        while True:
+            await self._wait_for_stream_slot()
+            try:
+                return await self._exchange(request)
+            except _Refused:
+                # RFC 9113 §8.7: a refused stream was not processed at all, so
+                # it is safe to send again (here, when the body can be replayed).
+                attempts += 1
+                if attempts >= MAX_REFUSED_RETRIES or not isinstance(
+                    request.stream, ByteStream
+                ):
+                    raise
 
+    async def _exchange(self, request: Request) -> Response:
+        """One attempt: open a stream, send the request, await the head."""
         h2 = self._h2
         has_body = any(
             name.lower() in (b"content-length", b"transfer-encoding")
@@ -177,7 +203,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         stream = self._streams[stream_id] = _Stream(request)
         self._signal_demand()
         self._state = HTTPConnectionState.ACTIVE
-        self._request_count += 1
         self._expire_at = None
         kwargs = {"request": request, "stream_id": stream_id}
         try:
@@ -232,14 +257,23 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             ):
                 raise ConnectionNotAvailable()
             event = self._capacity
-            await event.wait()
+            # A waiter needs the reader awake: the SETTINGS that open a slot
+            # may arrive while no stream is reading.
+            self._slot_waiters += 1
+            self._signal_demand()
+            try:
+                await event.wait()
+            finally:
+                self._slot_waiters -= 1
 
     def _signal_demand(self) -> None:
         self._demand.set()
         self._demand = asyncio.Event()
 
     def _awaiting_events(self) -> bool:
-        return any(not stream.finished for stream in self._streams.values())
+        return self._slot_waiters > 0 or any(
+            not stream.finished for stream in self._streams.values()
+        )
 
     def _signal_capacity(self) -> None:
         self._capacity.set()
@@ -273,6 +307,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             await self._flush(request)
 
     async def _wait_for_window(self, timeout: float | None) -> None:
+        # Woken by WINDOW_UPDATE and SETTINGS, and by anything that ends the
+        # wait otherwise: the stream finishing or reset, GOAWAY, failure, close.
         if self._failure is not None:
             raise self._failure
         event = self._window
@@ -322,6 +358,15 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
     def _release_stream(self, stream_id: int) -> None:
         """Forget a stream synchronously, resetting it if still open."""
         stream = self._streams.pop(stream_id, None)
+        if stream is not None and self._failure is None:
+            # Data the application never read still counts against the
+            # connection window: give it back, or the connection starves.
+            unread = sum(
+                len(event.data)
+                for event in stream.events
+                if type(event) is DataReceived
+            )
+            self._h2.acknowledge_data(stream_id, unread)
         if self._failure is None:
             if stream is not None and not _completed(stream):
                 self._h2.reset_stream(stream_id, ErrorCode.CANCEL)
@@ -342,18 +387,41 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         timeout = None
         if request is not None:
             timeout = request.extensions.get("timeout", {}).get("write")
-        async with self._write_lock:
-            if self._write_failure is not None:
-                raise WriteError(str(self._write_failure)) from self._write_failure
-            data = self._h2.data_to_send()
-            if data:
-                try:
-                    await self._network_stream.write(data, timeout)
-                except WriteError as exc:
-                    # No more writes; the reader still drains what arrived and
-                    # settles every stream when it reaches EOF.
-                    self._write_failure = exc
-                    raise
+        lock = self._write_lock
+        if lock.locked() and timeout is not None:
+            # Waiting for another writer is part of this write's time.
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    await lock.acquire()
+            except TimeoutError as exc:
+                if scope.expired():
+                    raise WriteTimeout(
+                        f"write timed out after {timeout}s waiting for the "
+                        "connection's other writers"
+                    ) from exc
+                raise
+        else:
+            await lock.acquire()
+        try:
+            await self._flush_locked(timeout)
+        finally:
+            lock.release()
+
+    async def _flush_locked(self, timeout: float | None) -> None:
+        # Bytes are taken from the core only here, under the lock: a writer
+        # cancelled while waiting for the lock leaves its frames queued for the
+        # next one, in order.
+        if self._write_failure is not None:
+            raise WriteError(str(self._write_failure)) from self._write_failure
+        data = self._h2.data_to_send()
+        if data:
+            try:
+                await self._network_stream.write(data, timeout)
+            except WriteError as exc:
+                # No more writes; the reader still drains what arrived and
+                # settles every stream when it reaches EOF.
+                self._write_failure = exc
+                raise
 
     def _schedule_flush(self) -> None:
         """Flush in the background: for acks and resets, which nobody awaits."""
@@ -363,9 +431,13 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             )
 
     async def _background_flush(self) -> None:
-        # A failed write is recorded by _flush; the reader settles the streams.
+        # Loop until nothing is pending: bytes queued while this task was busy
+        # writing must not wait for some later flush (a stalled download's
+        # WINDOW_UPDATE, say). A failed write is recorded by _flush; the reader
+        # settles the streams.
         with contextlib.suppress(WriteError, WriteTimeout):
-            await self._flush()
+            while self._h2.has_data_to_send and self._write_failure is None:
+                await self._flush()
 
     # -- reading -------------------------------------------------------------
 
@@ -373,7 +445,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         # Started only once a request is on the wire: a server (or mock) may
         # close right after its last response, and reading earlier would see
         # that EOF before the request that the response answers.
-        if self._reader is None:
+        if (
+            self._reader is None
+            and self._failure is None
+            and self._state is not HTTPConnectionState.CLOSED
+        ):
             self._reader = asyncio.get_running_loop().create_task(self._read_loop())
 
     async def _read_loop(self) -> None:
@@ -390,9 +466,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 data = await self._network_stream.read(READ_NUM_BYTES)
                 if not data:
                     h2.receive_eof()
-                    raise RemoteProtocolError(
-                        "Server disconnected without sending a response."
-                    )
+                    raise _ServerDisconnected()
                 for event in h2.receive_data(data):
                     await self._dispatch(event)
                 self._schedule_flush()
@@ -426,6 +500,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 if stream is not None:
                     stream.fail(ConnectionNotAvailable())
             self._signal_capacity()
+            self._signal_window()
         else:
             stream = self._streams.get(event.stream_id)
             if stream is None:
@@ -435,8 +510,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                     assert isinstance(event, DataReceived)
                     self._h2.acknowledge_data(event.stream_id, len(event.data))
                 return
-            if kind is ResponseComplete or kind is StreamReset:
+            if kind is ResponseReceived:
+                stream.responded = True
+            elif kind is ResponseComplete or kind is StreamReset:
                 stream.finished = True
+                self._signal_window()  # an upload waiting for window stops
             stream.put(event)
 
     def _fail_connection(self, exc: BaseException) -> None:
@@ -446,7 +524,16 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 exc = ReadError(str(exc))
             self._failure = exc
         for stream in self._streams.values():
-            stream.fail(self._failure)
+            if isinstance(self._failure, _ServerDisconnected):
+                stream.fail(
+                    RemoteProtocolError(
+                        "Server disconnected before the response was complete."
+                        if stream.responded
+                        else "Server disconnected without sending a response."
+                    )
+                )
+            else:
+                stream.fail(self._failure)
         self._state = HTTPConnectionState.CLOSED
         self._signal_capacity()
         self._signal_window()
@@ -464,25 +551,39 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 task.cancel()
 
     async def aclose(self) -> None:
-        """Say GOAWAY, stop reading and close the stream."""
+        """Say GOAWAY, stop reading and close the stream.
+
+        Streams still open fail with ConnectionNotAvailable; the socket is
+        closed even if this is cancelled.
+        """
         if self._state is HTTPConnectionState.CLOSED and self._reader is None:
             return
-        if self._failure is None and self._state is not HTTPConnectionState.NEW:
-            self._h2.close()
-        self._failure = self._failure or ConnectionNotAvailable()
-        for stream in self._streams.values():
-            stream.fail(self._failure)
-        self._state = HTTPConnectionState.CLOSED
-        for task in (self._reader, self._flusher):
-            if task is not None and not task.done():
+        try:
+            if self._failure is None and self._state is not HTTPConnectionState.NEW:
+                self._h2.close()
+            self._failure = self._failure or ConnectionNotAvailable()
+            for stream in self._streams.values():
+                stream.fail(self._failure)
+            self._state = HTTPConnectionState.CLOSED
+            self._signal_capacity()
+            self._signal_window()
+            tasks = [
+                task
+                for task in (self._reader, self._flusher)
+                if task is not None and not task.done()
+            ]
+            for task in tasks:
                 task.cancel()
-        self._reader = None
-        data = self._h2.data_to_send()
-        if data and not self._write_lock.locked():
-            # A polite GOAWAY, best effort: the stream closes either way.
-            with contextlib.suppress(Exception):
-                await self._network_stream.write(data, timeout=0.1)
-        await self._network_stream.aclose()
+            self._reader = None
+            data = self._h2.data_to_send()
+            if data and not self._write_lock.locked():
+                # A polite GOAWAY, best effort: the stream closes either way.
+                with contextlib.suppress(Exception):
+                    await self._network_stream.write(data, timeout=0.1)
+            if tasks:
+                await asyncio.wait(tasks, timeout=1.0)
+        finally:
+            await self._network_stream.aclose()
 
     # -- the pool's view -----------------------------------------------------
 
@@ -504,7 +605,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     def has_expired(self) -> bool:
         """Whether keep-alive expired or the connection failed or was told to go."""
-        if self._failure is not None:
+        if self._failure is not None or self._write_failure is not None:
             return True
         if self._h2.state is HTTP2ConnectionState.DRAINING and not self._streams:
             return True
@@ -544,10 +645,19 @@ def _completed(stream: _Stream) -> bool:
     return stream.finished and stream.error is None
 
 
+class _Refused(ConnectionNotAvailable):
+    """RST_STREAM(REFUSED_STREAM): the server did no work on the stream."""
+
+
 def _reset_error(event: StreamReset) -> Exception:
     if event.error_code == ErrorCode.REFUSED_STREAM:
         # RFC 9113 §8.7: the server did no work on a refused stream.
-        return ConnectionNotAvailable()
+        return _Refused()
+    if not event.remote:
+        return RemoteProtocolError(
+            f"malformed response on stream {event.stream_id}: the stream was "
+            "reset (PROTOCOL_ERROR, RFC 9113 §8.1.1)"
+        )
     try:
         name = ErrorCode(event.error_code).name
     except ValueError:

@@ -84,6 +84,10 @@ CONNECTION_WINDOW = 16 * STREAM_WINDOW
 
 # RFC 9113 §8.2.2: "An endpoint MUST NOT generate an HTTP/2 message containing
 # connection-specific header fields"; Host travels as :authority (§8.3.1).
+# Streams we open before the server's first SETTINGS say how many it allows:
+# RFC 9113 §6.5.2 recommends that limit be "no smaller than 100".
+INITIAL_MAX_CONCURRENT_STREAMS = 100
+
 # RFC 9113 §6.5: SETTINGS is frame type 0x4; its ACK flag is 0x1.
 _SETTINGS_FRAME = 0x4
 _ACK = 0x1
@@ -174,6 +178,7 @@ class HTTP2State:
         # Bytes received but not yet a whole frame; h2 gets one frame at a time.
         self._inbound = bytearray()
         self._preface_received = False
+        self._remote_settings_received = False
         self._pending_error: RemoteProtocolError | None = None
         # Streams whose request we sent and whose response has not ended.
         self._streams: set[int] = set()
@@ -192,8 +197,16 @@ class HTTP2State:
 
     @property
     def max_concurrent_streams(self) -> int:
-        """The peer's current MAX_CONCURRENT_STREAMS (unlimited until it says)."""
-        return int(self._h2.remote_settings.max_concurrent_streams)
+        """The peer's current MAX_CONCURRENT_STREAMS.
+
+        Until its first SETTINGS arrive the protocol says "unlimited"; we assume
+        100, the minimum RFC 9113 §6.5.2 recommends servers allow, so a burst of
+        requests at connection start does not overrun a small server limit.
+        """
+        limit = int(self._h2.remote_settings.max_concurrent_streams)
+        if not self._remote_settings_received:
+            return min(limit, INITIAL_MAX_CONCURRENT_STREAMS)
+        return limit
 
     @property
     def can_open_stream(self) -> bool:
@@ -377,6 +390,12 @@ class HTTP2State:
         self._outgoing.clear()
         return data
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send()`` would return bytes (without taking them)."""
+        self._take_h2_output()
+        return bool(self._outgoing)
+
     def _take_h2_output(self) -> None:
         self._outgoing += self._h2.data_to_send()
 
@@ -512,8 +531,11 @@ class HTTP2State:
 
     def _translate(self, h2_events: Iterable[h2.events.Event]) -> list[Event]:
         events: list[Event] = []
+        reset_here: set[int] = set()  # streams this batch reset as malformed
         for event in h2_events:
             kind = type(event)
+            if reset_here and getattr(event, "stream_id", None) in reset_here:
+                continue
             if kind is h2.events.DataReceived:
                 assert isinstance(event, h2.events.DataReceived)
                 stream_id = int(event.stream_id)
@@ -526,10 +548,16 @@ class HTTP2State:
                     events.append(DataReceived(stream_id=stream_id, data=data))
             elif kind is h2.events.ResponseReceived:
                 assert isinstance(event, h2.events.ResponseReceived)
-                status, headers = _split_status(event.headers)
+                stream_id = int(event.stream_id)
+                split = _split_status(event.headers)
+                if split is None:
+                    reset_here.add(stream_id)
+                    events.append(self._malformed(stream_id))
+                    continue
+                status, headers = split
                 events.append(
                     ResponseReceived(
-                        stream_id=int(event.stream_id),
+                        stream_id=stream_id,
                         status=status,
                         http_version=b"HTTP/2",
                         reason_phrase=b"",
@@ -557,10 +585,16 @@ class HTTP2State:
                 )
             elif kind is h2.events.InformationalResponseReceived:
                 assert isinstance(event, h2.events.InformationalResponseReceived)
-                status, headers = _split_status(event.headers)
+                stream_id = int(event.stream_id)
+                split = _split_status(event.headers)
+                if split is None:
+                    reset_here.add(stream_id)
+                    events.append(self._malformed(stream_id))
+                    continue
+                status, headers = split
                 events.append(
                     InformationalResponse(
-                        stream_id=int(event.stream_id), status=status, headers=headers
+                        stream_id=stream_id, status=status, headers=headers
                     )
                 )
             elif kind is h2.events.StreamReset:
@@ -576,6 +610,7 @@ class HTTP2State:
                 )
             elif kind is h2.events.RemoteSettingsChanged:
                 assert isinstance(event, h2.events.RemoteSettingsChanged)
+                self._remote_settings_received = True
                 events.append(
                     SettingsChanged(
                         stream_id=0,
@@ -593,6 +628,16 @@ class HTTP2State:
             # PingReceived (h2 answers it), acks, priority and unknown frames
             # need nothing from the driver.
         return events
+
+    def _malformed(self, stream_id: int) -> StreamReset:
+        # RFC 9113 §8.1.1: a malformed response is a stream error: reset that
+        # stream (PROTOCOL_ERROR) and let its siblings carry on.
+        self._streams.discard(stream_id)
+        with contextlib.suppress(h2.exceptions.H2Error):
+            self._h2.reset_stream(stream_id, ErrorCode.PROTOCOL_ERROR)
+        return StreamReset(
+            stream_id=stream_id, error_code=ErrorCode.PROTOCOL_ERROR, remote=False
+        )
 
     def _goaway(self, event: h2.events.ConnectionTerminated) -> ConnectionTerminated:
         last = int(event.last_stream_id or 0)
@@ -613,20 +658,18 @@ def _plain_headers(headers: Any) -> list[tuple[bytes, bytes]]:
     return [(bytes(name), bytes(value)) for name, value in headers or ()]
 
 
-def _split_status(headers: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
+def _split_status(headers: Any) -> tuple[int, list[tuple[bytes, bytes]]] | None:
+    """The status and the regular fields; None when ``:status`` is malformed."""
     status = None
     fields: list[tuple[bytes, bytes]] = []
     for name, value in headers or ():
         if name == b":status":
             # RFC 9110 §15: a status code is exactly three digits.
             if len(value) != 3 or not value.isdigit():
-                raise RemoteProtocolError(
-                    f"malformed :status {bytes(value)!r}: a status code is three "
-                    "digits (RFC 9110 §15, RFC 9113 §8.3.2)"
-                )
+                return None
             status = int(value)
         elif not name.startswith(b":"):
             fields.append((bytes(name), bytes(value)))
     if status is None:
-        raise RemoteProtocolError("response without :status (RFC 9113 §8.3.2)")
+        return None
     return status, fields

@@ -89,13 +89,28 @@ async def test_rst_stream_from_server() -> None:
             await conn.request("GET", "https://example.com/")
 
 
-async def test_refused_stream_is_retryable() -> None:
-    """RST_STREAM(REFUSED_STREAM) is ConnectionNotAvailable: no work was done."""
+async def test_refused_stream_is_sent_again_on_the_same_connection() -> None:
+    """RST_STREAM(REFUSED_STREAM): the server did no work, so the request is sent
+    again on a new stream of the same connection and succeeds."""
+    reset = frames(hyperframe.frame.RstStreamFrame(1, error_code=7))
+    stream = aio.AsyncMockStream([SETTINGS, reset, response(3, b"second try"), b""])
+    async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
+        result = await conn.request("GET", "https://example.com/")
+        assert (result.content, result.extensions["stream_id"]) == (b"second try", 3)
+        assert conn.info().endswith("Request Count: 1")
+
+
+async def test_refused_stream_with_a_streamed_body_is_not_sent_again() -> None:
+    """A refused request whose body cannot be replayed is ConnectionNotAvailable."""
+
+    async def body() -> Any:
+        yield b"once"
+
     reset = frames(hyperframe.frame.RstStreamFrame(1, error_code=7))
     stream = aio.AsyncMockStream([SETTINGS, reset, b""])
     async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
         with pytest.raises(aio.ConnectionNotAvailable):
-            await conn.request("GET", "https://example.com/")
+            await conn.request("POST", "https://example.com/", content=body())
 
 
 async def test_trace_events_and_info_keys() -> None:

@@ -485,9 +485,14 @@ def test_server_preface_every_way() -> None:
     assert outcome.pair.client.max_concurrent_streams == 7
 
 
-def test_max_concurrent_streams_unlimited_until_the_server_says() -> None:
-    """Before the server's SETTINGS there is no stream limit."""
-    assert opened().max_concurrent_streams == UNLIMITED_STREAMS
+def test_max_concurrent_streams_is_100_until_the_server_says() -> None:
+    """Before the server's SETTINGS we assume 100 streams, the minimum RFC 9113
+    §6.5.2 recommends (the protocol's "unlimited" would overrun small servers)."""
+    state = opened()
+    assert state.max_concurrent_streams == 100
+    for _ in range(100):
+        state.send_request(b"GET", b"https", b"/", [(b"host", b"h")], end_stream=True)
+    assert not state.can_open_stream
 
 
 # -- request heads -------------------------------------------------------------
@@ -1582,14 +1587,24 @@ def test_header_list_over_limit_is_connection_error(
 
 
 @pytest.mark.parametrize("status", [b"abc", b"", b"2_00", b"+200", b"20", b"2000"])
-def test_malformed_status_is_remote_error(status: bytes) -> None:
-    """A :status that is not three digits is a RemoteProtocolError (§8.3.2)."""
+def test_malformed_status_is_a_stream_error(status: bytes) -> None:
+    """A :status that is not three digits resets that stream with PROTOCOL_ERROR
+    (RFC 9113 §8.1.1: a stream error) and leaves the connection OPEN."""
     setup = requested()
     data = server_says(
         setup,
-        lambda server: server.send_headers(1, [(b":status", status)], end_stream=True),
+        # The stream stays open (no END_STREAM), so it must be reset.
+        lambda server: server.send_headers(1, [(b":status", status)]),
     )
-    errors_every_way(setup, data)
+    outcome = feed_every_way(setup, data)
+    assert outcome.events == [
+        StreamReset(stream_id=1, error_code=ErrorCode.PROTOCOL_ERROR, remote=False)
+    ]
+    assert outcome.state is OPEN
+    resets = [f for f in frames(outcome.reply) if isinstance(f, RstStreamFrame)]
+    assert [(f.stream_id, f.error_code) for f in resets] == [
+        (1, ErrorCode.PROTOCOL_ERROR)
+    ]
 
 
 def opened_pair() -> Pair:
