@@ -251,8 +251,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
             if reused and connection.is_idle() and connection.has_expired():
                 # Checked only for the connection about to be used: the server
                 # closed it (or keep-alive ran out) while it sat idle.
-                actions = self._discard(connection_id)
-                actions += self._state.requeue(request_id, time.monotonic())
+                actions = self._state.requeue(
+                    request_id, time.monotonic(), connection_dead=True
+                )
                 continue
             return connection_id, reused
 
@@ -352,17 +353,8 @@ class AsyncConnectionPool(AsyncRequestInterface):
     def _requeue(
         self, request_id: int, connection_id: int, connection: AsyncConnectionInterface
     ) -> list[PoolAction]:
-        actions: list[PoolAction] = []
-        if connection.is_closed() or connection.has_expired():
-            actions += self._discard(connection_id)
-        return actions + self._state.requeue(request_id, time.monotonic())
-
-    def _discard(self, connection_id: int) -> list[PoolAction]:
-        connection = self._connections.pop(connection_id, None)
-        self._unannounced.discard(connection_id)
-        if connection is not None:
-            _abort(connection)
-        return self._state.discard(connection_id, time.monotonic())
+        dead = connection.is_closed() or connection.has_expired()
+        return self._state.requeue(request_id, time.monotonic(), connection_dead=dead)
 
     def _release(self, request_id: int, connection_id: int, *, reusable: bool) -> None:
         connection = self._connections.get(connection_id)
@@ -372,9 +364,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
             and not connection.is_closed()
             and not connection.has_expired()
         )
-        if not reusable:
-            self._unannounced.discard(connection_id)
-        # PoolState closes what is not reusable; _execute aborts it.
+        # PoolState closes what is not reusable; _execute aborts it (and
+        # forgets it was unannounced). A connection still connecting for a
+        # sibling stays unannounced until that sibling's response says what it is.
         self._execute(
             self._state.request_released(
                 request_id, reusable=reusable, now=time.monotonic()

@@ -102,6 +102,8 @@ class _Connection:
     available: bool  # a shared connection with a free stream, per the driver
     active: int = 0
     expires_at: float | None = None
+    # Requests waiting for this connection to finish connecting.
+    connecting_requests: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -214,6 +216,11 @@ class PoolState:
         connection.shared = shared
         connection.available = shared and available
         connection.state = PoolConnectionState.ACTIVE
+        for request_id in connection.connecting_requests or ():
+            request = self._requests.get(request_id)
+            if request is not None and request.state is PoolRequestState.CONNECTING:
+                request.state = PoolRequestState.ACTIVE
+        connection.connecting_requests = None
         keyed = self._key(connection.key)
         if shared and not was_shared:
             keyed.shared[connection_id] = None
@@ -300,13 +307,17 @@ class PoolState:
             return []
         return self.request_released(request_id, reusable=False, now=now)
 
-    def requeue(self, request_id: int, now: float) -> list[PoolAction]:
+    def requeue(
+        self, request_id: int, now: float, *, connection_dead: bool = False
+    ) -> list[PoolAction]:
         """Move a request off its connection and place it again, at the front.
 
         For ``ConnectionNotAvailable`` (GOAWAY, refused stream, a connection
         that turned out HTTP/1.1 and busy) and for the one retry after a reused
-        connection failed before any response byte. The old connection stays as
-        it is unless the driver reports it failed or released.
+        connection failed before any response byte. With ``connection_dead``
+        the old connection is closed; its room goes to this request first, then
+        to the others waiting. Otherwise the old connection stays, idle once
+        nothing uses it.
         """
         request = self._requests.get(request_id)
         actions: list[PoolAction] = []
@@ -317,23 +328,38 @@ class PoolState:
             if request.connection_id is None
             else self._connections.get(request.connection_id)
         )
-        if connection is not None and request.state is not PoolRequestState.WAITING:
+        detached = connection is not None and request.state is not (
+            PoolRequestState.WAITING
+        )
+        if detached and connection is not None:
             connection.active -= 1
-            if connection.active <= 0:
-                if (
-                    connection.shared
-                    and connection.available
-                    and connection.state is PoolConnectionState.ACTIVE
-                ):
-                    self._make_idle(connection, now, actions)
-                else:
-                    # An HTTP/1.1 connection that refused a request, or an
-                    # HTTP/2 one that takes no new streams: neither is reusable.
-                    self._close(connection.id, actions)
+            if connection_dead:
+                self._close(connection.id, actions)
         request.connection_id = None
         request.state = PoolRequestState.WAITING
-        if not self._place(request, now, actions, avoid=connection):
+        # The request is placed first: it keeps its turn ahead of everyone
+        # who waited less. Only then may its old connection serve others.
+        placed = self._place(request, now, actions, avoid=connection)
+        if not placed:
             self._queue(request, front=True)
+        if (
+            detached
+            and connection is not None
+            and not connection_dead
+            and connection.active <= 0
+            and connection.state is PoolConnectionState.ACTIVE
+        ):
+            if placed:
+                # It merely could not take this request (a busy HTTP/1.1 one, a
+                # full HTTP/2 one): it stays, idle now that nothing uses it.
+                self._make_idle(connection, now, actions)
+            else:
+                # Idle, it would be handed straight back to the request it
+                # refused: close it, and its room serves the request instead.
+                self._close(connection.id, actions)
+                connection_dead = True
+        if connection_dead:
+            self._fill_capacity(now, actions)
         return actions
 
     def expire(self, now: float) -> list[PoolAction]:
@@ -397,9 +423,16 @@ class PoolState:
         keyed = self._key(request.key)
         # 1. A shared connection with a free stream (or one still connecting
         #    that will probably be shared: its requests queue on its connect).
-        for connection_id in keyed.shared:
+        for connection_id in list(keyed.shared):
             connection = self._connections[connection_id]
             if connection is avoid:
+                continue
+            if (
+                connection.state is PoolConnectionState.IDLE
+                and connection.expires_at is not None
+                and connection.expires_at <= now
+            ):
+                self._close(connection_id, actions)
                 continue
             if connection.state is PoolConnectionState.CONNECTING or (
                 connection.available
@@ -436,10 +469,15 @@ class PoolState:
         connection.active += 1
         if connection.state is PoolConnectionState.CONNECTING:
             request.state = PoolRequestState.CONNECTING
+            if connection.connecting_requests is None:
+                connection.connecting_requests = []
+            connection.connecting_requests.append(request.id)
         else:
             request.state = PoolRequestState.ACTIVE
             connection.state = PoolConnectionState.ACTIVE
             connection.expires_at = None
+            # In use again: no longer idle, whichever way it was found.
+            self._idle_lru.pop(connection.id, None)
         actions.append(
             AssignRequest(request_id=request.id, connection_id=connection.id)
         )
@@ -452,6 +490,7 @@ class PoolState:
             shared=request.shared,
             available=False,
             active=1,
+            connecting_requests=[request.id],
         )
         self._connections[connection.id] = connection
         self._open_count += 1
@@ -469,9 +508,6 @@ class PoolState:
         self, connection: _Connection, now: float, actions: list[PoolAction]
     ) -> None:
         keyed = self._key(connection.key)
-        # A waiting request of the same key takes it at once.
-        if self._serve_waiting(keyed, connection, now, actions):
-            return
         connection.active = 0
         connection.state = PoolConnectionState.IDLE
         if self._keepalive_expiry is not None:
@@ -483,7 +519,8 @@ class PoolState:
         if self._max_keepalive is not None:
             while len(self._idle_lru) > self._max_keepalive:
                 self._close(next(iter(self._idle_lru)), actions)
-        # Idle capacity may let a waiting request of another key open.
+        # Waiting requests are served in arrival order, whatever their key:
+        # the oldest takes this connection (same key) or its room (another key).
         self._fill_capacity(now, actions)
 
     def _serve_waiting(
