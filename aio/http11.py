@@ -28,7 +28,7 @@ from sansio.urls import Origin
 from .exceptions import ConnectionNotAvailable, ReadError, WriteError
 from .interfaces import AsyncConnectionInterface, HTTPConnectionState
 from .models import Request, Response
-from .streams import AsyncNetworkStream
+from .streams import AsyncNetworkStream, discard_stream
 from .trace import Trace
 
 __all__ = ["AsyncHTTP11Connection"]
@@ -228,9 +228,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         """Close synchronously: safe in any state, at any cancellation point."""
         self._state = HTTPConnectionState.CLOSED
         self._h11.close()
-        abort = getattr(self._network_stream, "abort", None)
-        if abort is not None:
-            abort()
+        discard_stream(self._network_stream)
 
     def abort(self) -> None:
         """Close now, synchronously, whatever state it is in (for the pool)."""

@@ -45,7 +45,7 @@ from .exceptions import (
 )
 from .interfaces import AsyncConnectionInterface, HTTPConnectionState
 from .models import ByteStream, Request, Response
-from .streams import AsyncNetworkStream, await_with_timeout
+from .streams import AsyncNetworkStream, await_with_timeout, discard_stream
 from .trace import Trace
 
 __all__ = ["AsyncHTTP2Connection"]
@@ -537,9 +537,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._state = HTTPConnectionState.CLOSED
         self._signal_capacity()
         self._signal_window()
-        abort = getattr(self._network_stream, "abort", None)
-        if abort is not None:
-            abort()
+        discard_stream(self._network_stream)
 
     # -- lifecycle -----------------------------------------------------------
 

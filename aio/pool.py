@@ -198,8 +198,10 @@ class AsyncConnectionPool(AsyncRequestInterface):
                     )
                 )
         self._slots.clear()
-        self._execute(self._state.close_all())
+        # Taken before close_all(), whose actions empty the table: each one
+        # is aborted at once, then closed properly (an HTTP/2 GOAWAY, say).
         connections = list(self._connections.values())
+        self._execute(self._state.close_all())
         self._connections.clear()
         for connection in connections:
             await connection.aclose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ssl
 from typing import Any, cast
 
@@ -24,7 +25,7 @@ from .exceptions import (
     connect_errors,
 )
 
-__all__ = ["AsyncIOStream", "AsyncNetworkStream"]
+__all__ = ["AsyncIOStream", "AsyncNetworkStream", "discard_stream"]
 
 # Stop reading from the socket once this much is buffered and unread; resume
 # below a quarter of it. 256 KiB keeps four default reads in flight.
@@ -62,6 +63,34 @@ class AsyncNetworkStream:
     def get_extra_info(self, info: str) -> Any:
         """Return transport details (``ssl_object``, ``server_addr``...) or None."""
         return None  # pragma: no cover
+
+
+# Closes started by discard_stream() for streams with no abort(): referenced
+# here until done, so they are neither garbage-collected nor lost.
+_PENDING_CLOSES: set[asyncio.Task[None]] = set()
+
+
+def discard_stream(stream: AsyncNetworkStream) -> None:
+    """Drop ``stream`` now, synchronously, from any state.
+
+    Our streams abort at once. A stream with only httpcore's interface (a user
+    backend, a test double) has no synchronous close, so its ``aclose()`` is
+    started in the background: the state change is still immediate, and the
+    socket is closed without anyone having to await it.
+    """
+    abort = getattr(stream, "abort", None)
+    if abort is not None:
+        abort()
+        return
+    task = asyncio.get_running_loop().create_task(_close_quietly(stream))
+    _PENDING_CLOSES.add(task)
+    task.add_done_callback(_PENDING_CLOSES.discard)
+
+
+async def _close_quietly(stream: AsyncNetworkStream) -> None:
+    # A discarded stream is broken by definition; its close may fail too.
+    with contextlib.suppress(Exception):
+        await stream.aclose()
 
 
 class _StreamProtocol(asyncio.Protocol):
