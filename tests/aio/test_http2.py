@@ -4,6 +4,7 @@ h2c), nginx, nghttpd, and a scripted h2 server for what they won't do on demand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from pathlib import Path
@@ -369,3 +370,101 @@ async def test_h2_trace_includes_remote_settings(
     settings = seen["http2.receive_remote_settings.complete"]["return_value"]
     assert settings.stream_id == 0
     assert seen["http2.send_request_headers.started"]["stream_id"] == 1
+
+
+# -- regressions from the HTTP/2 review ------------------------------------------
+
+
+async def test_uploads_answered_early_by_nginx_complete(
+    nginx_h2: NginxPeer, h2_context: ssl.SSLContext
+) -> None:
+    """nginx answers 1 MiB POSTs before reading them (then RST_STREAM NO_ERROR):
+    every upload stops waiting for window and returns the response."""
+    body = b"x" * (1024 * 1024)
+    async with connect(nginx_h2.url, h2_context) as conn:
+        async with asyncio.timeout(10):
+            responses = await asyncio.gather(
+                *[
+                    conn.request(
+                        "POST",
+                        nginx_h2.url + "/hello",
+                        content=body,
+                        extensions={"timeout": {"write": 5.0}},
+                    )
+                    for _ in range(10)
+                ]
+            )
+    assert [r.status for r in responses] == [200] * 10
+
+
+async def test_closing_unread_responses_does_not_starve_the_connection(
+    server_ssl_context: ssl.SSLContext, h2_context: ssl.SSLContext
+) -> None:
+    """Data queued for responses closed unread is given back to the connection
+    window: after 20 unread 1 MiB responses the connection still serves."""
+    big = b"y" * (1024 * 1024)
+
+    async def handler(ctl: H2Control, request: H2Request) -> None:
+        await request.read_body()
+        await ctl.respond(
+            request.stream_id, body=big if request.path == b"/big" else b"ok"
+        )
+
+    async with h2_server(handler, tls=server_ssl_context) as server:
+        async with connect(server.url, h2_context) as conn:
+            for _ in range(20):
+                async with conn.stream("GET", server.url + "/big") as response:
+                    await asyncio.sleep(0.01)  # let the body arrive, unread
+                    assert response.status == 200
+            small = await conn.request(
+                "GET", server.url + "/small", extensions={"timeout": {"read": 3.0}}
+            )
+            assert small.content == b"ok"
+
+
+async def test_stream_slot_opened_by_settings_while_nothing_reads(
+    server_ssl_context: ssl.SSLContext, h2_context: ssl.SSLContext
+) -> None:
+    """MAX_CONCURRENT_STREAMS=0, then raised while no stream is reading: the
+    waiting request sees the new SETTINGS and goes ahead."""
+
+    async def handler(ctl: H2Control, request: H2Request) -> None:
+        await request.read_body()
+        if request.stream_id == 1:
+            await ctl.update_settings({3: 0}, wait_ack=False)
+            await ctl.respond(request.stream_id, body=b"first")
+
+            async def reopen() -> None:
+                await asyncio.sleep(0.3)
+                await ctl.update_settings({3: 10}, wait_ack=False)
+
+            asyncio.get_running_loop().create_task(reopen())
+        else:
+            await ctl.respond(request.stream_id, body=b"second")
+
+    async with h2_server(handler, tls=server_ssl_context) as server:
+        async with connect(server.url, h2_context) as conn:
+            first = await conn.request("GET", server.url + "/")
+            assert first.content == b"first"
+            async with asyncio.timeout(3):
+                second = await conn.request("GET", server.url + "/")
+            assert second.content == b"second"
+
+
+async def test_cancelled_aclose_still_closes_the_socket(
+    hypercorn_h2_tls: HypercornPeer, h2_context: ssl.SSLContext
+) -> None:
+    """aclose() cancelled mid-way still closes the transport (no leak, as
+    filterwarnings=error would report)."""
+    conn = connect(hypercorn_h2_tls.url, h2_context)
+    async with conn.stream("GET", hypercorn_h2_tls.url + "/") as response:
+        stream = response.extensions["network_stream"]
+        await response.aread()
+    task = asyncio.create_task(conn.aclose())
+    await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await conn.aclose()
+    with pytest.raises(aio.ReadError):
+        await stream.read(1)
