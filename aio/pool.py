@@ -176,7 +176,10 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 self._release(request_id, connection_id, reusable=False)
                 raise
             except BaseException:
-                self._release(request_id, connection_id, reusable=False)
+                # The connection's own state decides: HTTP/1.1 discards itself
+                # on any failure mid-exchange; HTTP/2 reset just this stream
+                # and stays usable for its siblings and the next request.
+                self._release(request_id, connection_id, reusable=True)
                 raise
             self._announce(connection_id, connection, response)
             return Response._from_wire(

@@ -140,6 +140,8 @@ class PoolState:
     ) -> None:
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be at least 1 (or None)")
+        if max_keepalive_connections is not None and max_keepalive_connections < 0:
+            raise ValueError("max_keepalive_connections must be at least 0 (or None)")
         self._max_connections = max_connections
         self._max_keepalive = max_keepalive_connections
         self._keepalive_expiry = keepalive_expiry
@@ -218,7 +220,11 @@ class PoolState:
         connection.state = PoolConnectionState.ACTIVE
         for request_id in connection.connecting_requests or ():
             request = self._requests.get(request_id)
-            if request is not None and request.state is PoolRequestState.CONNECTING:
+            if (
+                request is not None
+                and request.connection_id == connection_id
+                and request.state is PoolRequestState.CONNECTING
+            ):
                 request.state = PoolRequestState.ACTIVE
         connection.connecting_requests = None
         keyed = self._key(connection.key)
@@ -289,7 +295,10 @@ class PoolState:
             else:
                 self._serve_waiting(self._key(connection.key), connection, now, actions)
             return actions
-        self._make_idle(connection, now, actions)
+        if connection.active <= 0:
+            self._make_idle(connection, now, actions)
+        # Else requests that queued on it while it connected are still booked
+        # on it (it turned out HTTP/1.1): it stays ACTIVE until they requeue.
         return actions
 
     def request_cancelled(self, request_id: int, now: float) -> list[PoolAction]:
@@ -342,6 +351,17 @@ class PoolState:
         placed = self._place(request, now, actions, avoid=connection)
         if not placed:
             self._queue(request, front=True)
+        if (
+            detached
+            and connection is not None
+            and not connection_dead
+            and connection.active <= 0
+            and connection.state is PoolConnectionState.CONNECTING
+        ):
+            # Nothing else waits for it: a connection left CONNECTING with no
+            # request would never be used or closed.
+            self._close(connection.id, actions)
+            connection_dead = True
         if (
             detached
             and connection is not None
@@ -555,8 +575,8 @@ class PoolState:
             if request is None or request.state is not PoolRequestState.WAITING:
                 self._waiting.popleft()
                 continue
-            if not self._has_room() and not self._idle_lru:
-                return
+            # No early "no room" exit: a shared connection (even one still
+            # connecting) takes more requests without needing room.
             self._waiting.popleft()
             keyed = self._key(request.key)
             if keyed.waiting and keyed.waiting[0] == request.id:

@@ -330,3 +330,30 @@ async def test_goaway_moves_requests_to_a_new_connection(
                 )
             assert [r.content for r in results] == [b"ok"] * 6
         assert server.connections >= 2
+
+
+async def test_cancelling_the_only_http2_request_keeps_the_connection(
+    server_ssl_context: ssl.SSLContext, h2_context: ssl.SSLContext
+) -> None:
+    """A cancelled HTTP/2 request resets its stream only: the next request reuses
+    the same connection (no new TCP and TLS handshake)."""
+    from tests.peers.h2_server import h2_server, hold_until
+
+    release = asyncio.Event()
+    release.set()  # the warm-up request goes through; the second is held
+    async with h2_server(hold_until(release), tls=server_ssl_context) as server:
+        async with aio.AsyncConnectionPool(ssl_context=h2_context, http2=True) as pool:
+            first = await pool.request("GET", server.url + "/warm")
+            assert first.extensions["http_version"] == b"HTTP/2"
+            (connection,) = pool.connections
+            release.clear()
+            task = asyncio.create_task(pool.request("GET", server.url + "/held"))
+            await server.wait_for(lambda: len(server.requests) == 2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            release.set()
+            again = await pool.request("GET", server.url + "/again")
+            assert again.status == 200
+            assert pool.connections == [connection]
+        assert server.connections == 1
