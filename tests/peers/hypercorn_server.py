@@ -206,6 +206,9 @@ async def _serve(args: argparse.Namespace) -> None:
     config.accesslog = "-"
     config.errorlog = "-"
     config.graceful_timeout = 1.0
+    # hypercorn closes a connection at its 1,001st request by default, failing
+    # the HTTP/2 streams still in flight; test runs send more than that.
+    config.keep_alive_max_requests = 100_000
 
     loop = asyncio.get_running_loop()
     stdin_closed = asyncio.Event()
