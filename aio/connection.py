@@ -260,6 +260,12 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             )
         return self._connection.is_available()
 
+    def stream_capacity(self) -> int | None:
+        """For HTTP/2, the streams the server allows at once now (0 once it
+        takes no new ones); None for HTTP/1.1 or while connecting."""
+        capacity = getattr(self._connection, "stream_capacity", None)
+        return None if capacity is None else int(capacity())
+
     def has_expired(self) -> bool:
         """Whether it should be closed (a failed connect counts)."""
         if self._connection is None:

@@ -601,6 +601,16 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             return True
         return self._h2.can_open_stream
 
+    def stream_capacity(self) -> int:
+        """Streams the server allows at once now; 0 once it takes no new ones."""
+        if (
+            self._failure is not None
+            or self._write_failure is not None
+            or self._h2.state is not HTTP2ConnectionState.OPEN
+        ):
+            return 0
+        return self._h2.max_concurrent_streams
+
     def has_expired(self) -> bool:
         """Whether keep-alive expired or the connection failed or was told to go."""
         if self._failure is not None or self._write_failure is not None:

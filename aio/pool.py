@@ -346,12 +346,14 @@ class AsyncConnectionPool(AsyncRequestInterface):
         if connection_id in self._unannounced:
             self._unannounced.discard(connection_id)
             shared = response.extensions.get("http_version") == b"HTTP/2"
+            capacity = _stream_capacity(connection) if shared else None
             self._execute(
                 self._state.connection_ready(
                     connection_id,
                     shared=shared,
                     available=connection.is_available(),
                     now=time.monotonic(),
+                    capacity=capacity,
                 )
             )
 
@@ -369,6 +371,17 @@ class AsyncConnectionPool(AsyncRequestInterface):
             and not connection.is_closed()
             and not connection.has_expired()
         )
+        capacity = None if connection is None else _stream_capacity(connection)
+        if capacity is not None and reusable:
+            # The server's stream limit may have changed (SETTINGS, GOAWAY).
+            self._execute(
+                self._state.stream_capacity(
+                    connection_id,
+                    available=capacity > 0,
+                    capacity=capacity,
+                    now=time.monotonic(),
+                )
+            )
         # PoolState closes what is not reusable; _execute aborts it (and
         # forgets it was unannounced). A connection still connecting for a
         # sibling stays unannounced until that sibling's response says what it is.
@@ -382,6 +395,12 @@ class AsyncConnectionPool(AsyncRequestInterface):
         connection = self._connections.get(connection_id)
         reusable = connection is not None and not connection.is_closed()
         self._release(request_id, connection_id, reusable=reusable)
+
+
+def _stream_capacity(connection: AsyncConnectionInterface) -> int | None:
+    capacity = getattr(connection, "stream_capacity", None)
+    value = None if capacity is None else capacity()
+    return None if value is None else int(value)
 
 
 def _abort(connection: AsyncConnectionInterface) -> None:

@@ -99,11 +99,17 @@ class _Connection:
     key: PoolKey
     state: PoolConnectionState
     shared: bool  # may carry several requests at once (HTTP/2, or maybe-HTTP/2)
-    available: bool  # a shared connection with a free stream, per the driver
+    available: bool  # a shared connection taking streams, per the driver
     active: int = 0
     expires_at: float | None = None
     # Requests waiting for this connection to finish connecting.
     connecting_requests: list[int] | None = None
+    # Streams a shared connection may carry at once (the server's
+    # MAX_CONCURRENT_STREAMS), when the driver knows it.
+    capacity: int | None = None
+
+    def has_free_stream(self) -> bool:
+        return self.available and (self.capacity is None or self.active < self.capacity)
 
 
 @dataclass(slots=True)
@@ -204,12 +210,19 @@ class PoolState:
         return request_id, actions
 
     def connection_ready(
-        self, connection_id: int, *, shared: bool, available: bool, now: float
+        self,
+        connection_id: int,
+        *,
+        shared: bool,
+        available: bool,
+        now: float,
+        capacity: int | None = None,
     ) -> list[PoolAction]:
         """A connection finished connecting; ``shared`` if it is HTTP/2.
 
         Requests that waited on it while it connected go ahead on their own; a
-        shared connection with ``available`` streams takes waiting requests.
+        shared connection with ``available`` streams takes waiting requests, up
+        to ``capacity`` at once when given (the server's stream limit).
         """
         connection = self._connections.get(connection_id)
         if connection is None or connection.state is PoolConnectionState.CLOSED:
@@ -217,6 +230,7 @@ class PoolState:
         was_shared = connection.shared
         connection.shared = shared
         connection.available = shared and available
+        connection.capacity = capacity
         connection.state = PoolConnectionState.ACTIVE
         for request_id in connection.connecting_requests or ():
             request = self._requests.get(request_id)
@@ -233,7 +247,7 @@ class PoolState:
         elif was_shared and not shared:
             keyed.shared.pop(connection_id, None)
         actions: list[PoolAction] = []
-        if connection.available:
+        if connection.has_free_stream():
             self._serve_waiting(keyed, connection, now, actions)
         return actions
 
@@ -249,13 +263,21 @@ class PoolState:
         return actions
 
     def stream_capacity(
-        self, connection_id: int, *, available: bool, now: float
+        self,
+        connection_id: int,
+        *,
+        available: bool,
+        now: float,
+        capacity: int | None = None,
     ) -> list[PoolAction]:
-        """A shared connection gained or lost its free streams (SETTINGS, GOAWAY)."""
+        """A shared connection gained or lost its free streams (SETTINGS, GOAWAY);
+        ``capacity`` updates its stream limit when given."""
         connection = self._connections.get(connection_id)
         if connection is None or not connection.shared:
             return []
         connection.available = available
+        if capacity is not None:
+            connection.capacity = capacity
         actions: list[PoolAction] = []
         if available and connection.state is PoolConnectionState.ACTIVE:
             self._serve_waiting(self._key(connection.key), connection, now, actions)
@@ -455,7 +477,7 @@ class PoolState:
                 self._close(connection_id, actions)
                 continue
             if connection.state is PoolConnectionState.CONNECTING or (
-                connection.available
+                connection.has_free_stream()
                 and connection.state is not PoolConnectionState.CLOSED
             ):
                 self._assign(request, connection, actions)
@@ -552,7 +574,7 @@ class PoolState:
     ) -> bool:
         served = False
         while keyed.waiting:
-            if connection.shared and not connection.available:
+            if connection.shared and not connection.has_free_stream():
                 break
             if not connection.shared and connection.active > 0:
                 break

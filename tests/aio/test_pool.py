@@ -357,3 +357,32 @@ async def test_cancelling_the_only_http2_request_keeps_the_connection(
             assert again.status == 200
             assert pool.connections == [connection]
         assert server.connections == 1
+
+
+async def test_full_http2_connection_makes_the_pool_open_another(
+    server_ssl_context: ssl.SSLContext, h2_context: ssl.SSLContext
+) -> None:
+    """A server allowing one stream per connection: two concurrent requests end
+    up on two HTTP/2 connections (up to max_connections), both complete."""
+    from tests.peers.h2_server import h2_server, hold_until
+
+    release = asyncio.Event()
+    async with h2_server(
+        hold_until(release), tls=server_ssl_context, settings={3: 1}
+    ) as server:
+        async with aio.AsyncConnectionPool(
+            ssl_context=h2_context, http2=True, max_connections=3
+        ) as pool:
+            release.set()
+            await pool.request("GET", server.url + "/warm")  # learns the limit
+            release.clear()
+            tasks = [
+                asyncio.create_task(pool.request("GET", server.url + f"/{n}"))
+                for n in range(2)
+            ]
+            await server.wait_for(lambda: len(server.requests) == 3)
+            release.set()
+            responses = await asyncio.gather(*tasks)
+            assert [r.status for r in responses] == [200, 200]
+            assert len(pool.connections) == 2
+        assert server.connections == 2

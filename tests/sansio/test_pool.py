@@ -1380,3 +1380,28 @@ def test_pool_invariants_hold_under_random_events() -> None:
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+def test_stream_capacity_opens_another_shared_connection_when_full() -> None:
+    """With capacity=1 reported, a second shared request opens a second
+    connection (room permitting) instead of queueing on the full one; a freed
+    stream serves the waiting request."""
+    key = (b"https", b"h2.example", 443, None)
+    pool = PoolState(max_connections=2)
+    r1, actions = pool.request_arrived(key, shared=True, now=0.0)
+    (opened,) = actions
+    assert isinstance(opened, OpenConnection)
+    c1 = opened.connection_id
+    pool.connection_ready(c1, shared=True, available=True, now=0.0, capacity=1)
+    r2, actions = pool.request_arrived(key, shared=True, now=0.0)
+    (second,) = actions
+    assert isinstance(second, OpenConnection)
+    assert second.connection_id != c1
+    pool.connection_ready(
+        second.connection_id, shared=True, available=True, now=0.0, capacity=1
+    )
+    r3, actions = pool.request_arrived(key, shared=True, now=0.0)
+    assert actions == []  # both full, no room: it waits
+    actions = pool.request_released(r1, reusable=True, now=1.0)
+    assert actions == [AssignRequest(request_id=r3, connection_id=c1)]
+    assert pool.request_state(r2) is PoolRequestState.ACTIVE
