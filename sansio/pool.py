@@ -620,5 +620,13 @@ class PoolState:
         keyed = self._keys.get(connection.key)
         if keyed is not None:
             keyed.shared.pop(connection_id, None)
+            # Forget origins with nothing left, so a pool that meets many
+            # origins (a crawler) does not grow without bound.
+            if (
+                not keyed.shared
+                and not keyed.waiting
+                and not any(cid in self._connections for cid in keyed.idle)
+            ):
+                del self._keys[connection.key]
         if announce:
             actions.append(CloseConnection(connection_id=connection_id))

@@ -1405,3 +1405,18 @@ def test_stream_capacity_opens_another_shared_connection_when_full() -> None:
     actions = pool.request_released(r1, reusable=True, now=1.0)
     assert actions == [AssignRequest(request_id=r3, connection_id=c1)]
     assert pool.request_state(r2) is PoolRequestState.ACTIVE
+
+
+def test_origins_are_forgotten_when_their_last_connection_closes() -> None:
+    """Per-origin records do not outlive their connections (bounded memory)."""
+    pool = PoolState(max_connections=1)
+    for n in range(50):
+        key = (b"http", b"host%d.example" % n, 80, None)
+        request_id, actions = pool.request_arrived(key, shared=False, now=float(n))
+        for action in actions:
+            if isinstance(action, OpenConnection):
+                pool.connection_ready(
+                    action.connection_id, shared=False, available=False, now=n
+                )
+        pool.request_released(request_id, reusable=True, now=float(n))
+    assert len(pool._keys) == 1  # only the origin whose connection is idle
