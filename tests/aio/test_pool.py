@@ -386,3 +386,39 @@ async def test_full_http2_connection_makes_the_pool_open_another(
             assert [r.status for r in responses] == [200, 200]
             assert len(pool.connections) == 2
         assert server.connections == 2
+
+
+async def test_pool_timeout_is_one_deadline_across_requeues(
+    server_ssl_context: ssl.SSLContext, h2_context: ssl.SSLContext
+) -> None:
+    """A request sent back to the queue after 0.3 s (GOAWAY above its stream)
+    times out 0.5 s after it arrived, not 0.5 s after its requeue."""
+    from tests.peers.h2_server import H2Control, H2Request, h2_server
+
+    release = asyncio.Event()
+    held_stream: list[int] = []
+
+    async def handler(ctl: H2Control, request: H2Request) -> None:
+        if request.path == b"/hold":
+            held_stream.append(request.stream_id)
+            await release.wait()
+            await ctl.respond(request.stream_id, body=b"held")
+        else:
+            await asyncio.sleep(0.3)
+            await ctl.goaway(last_stream_id=held_stream[0])
+
+    async with h2_server(handler, tls=server_ssl_context) as server:
+        async with aio.AsyncConnectionPool(
+            ssl_context=h2_context, http2=True, max_connections=1
+        ) as pool:
+            holder = asyncio.create_task(pool.request("GET", server.url + "/hold"))
+            await server.wait_for(lambda: bool(held_stream))
+            start = time.monotonic()
+            with pytest.raises(aio.PoolTimeout):
+                await pool.request(
+                    "GET", server.url + "/r", extensions={"timeout": {"pool": 0.5}}
+                )
+            elapsed = time.monotonic() - start
+            release.set()
+            assert (await holder).content == b"held"
+    assert 0.498 <= elapsed < 0.75
