@@ -23,6 +23,7 @@ from sansio.pool import (
     OpenConnection,
     PoolAction,
     PoolKey,
+    PoolRequestState,
     PoolState,
 )
 from sansio.urls import Origin, validate_sni_hostname
@@ -152,7 +153,15 @@ class AsyncConnectionPool(AsyncRequestInterface):
                     request_id, actions, deadline, timeout
                 )
             except BaseException:
-                self._execute(state.request_cancelled(request_id, time.monotonic()))
+                now = time.monotonic()
+                if state.request_state(request_id) is PoolRequestState.ACTIVE:
+                    # Handed an existing connection but cancelled before using
+                    # it: the connection is untouched and stays reusable.
+                    self._execute(
+                        state.request_released(request_id, reusable=True, now=now)
+                    )
+                else:
+                    self._execute(state.request_cancelled(request_id, now))
                 self._slots.pop(request_id, None)
                 raise
             connection = self._connections[connection_id]
