@@ -26,7 +26,7 @@ from sansio.http11 import HTTP11ConnectionState, HTTP11State
 from sansio.urls import Origin
 
 from .exceptions import ConnectionNotAvailable, ReadError, WriteError
-from .interfaces import AsyncConnectionInterface, HTTPConnectionState
+from .interfaces import HTTPConnectionState, ProtocolConnection
 from .models import Request, Response
 from .streams import AsyncNetworkStream, discard_stream
 from .trace import Trace
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 READ_NUM_BYTES = 64 * 1024
 
 
-class AsyncHTTP11Connection(AsyncConnectionInterface):
+class AsyncHTTP11Connection(ProtocolConnection):
     """One HTTP/1.1 connection over an already-open stream.
 
     Args:
@@ -48,6 +48,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         stream: The open network stream (TCP, Unix or TLS).
         keepalive_expiry: Seconds an idle connection stays reusable, or None.
     """
+
+    protocol_label = "HTTP/1.1"
 
     def __init__(
         self,
@@ -249,10 +251,6 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     # -- the pool's view -----------------------------------------------------
 
-    def can_handle_request(self, origin: Origin) -> bool:
-        """Whether this connection is for ``origin``."""
-        return origin == self._origin
-
     def is_available(self) -> bool:
         """Whether a request may be sent now (HTTP/1.1: one at a time)."""
         return self._state is HTTPConnectionState.IDLE
@@ -265,35 +263,6 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         return self._state is HTTPConnectionState.IDLE and bool(
             self._network_stream.get_extra_info("is_readable")
         )
-
-    def is_idle(self) -> bool:
-        """Whether no request is in flight."""
-        return self._state is HTTPConnectionState.IDLE
-
-    def is_closed(self) -> bool:
-        """Whether it is closed for good."""
-        return self._state is HTTPConnectionState.CLOSED
-
-    def info(self) -> str:
-        """``'https://example.com:443', HTTP/1.1, IDLE, Request Count: 1``."""
-        origin = str(self._origin)
-        return (
-            f"{origin!r}, HTTP/1.1, {self._state.name}, "
-            f"Request Count: {self._request_count}"
-        )
-
-    def __repr__(self) -> str:
-        origin = str(self._origin)
-        return (
-            f"<{self.__class__.__name__} [{origin!r}, {self._state.name}, "
-            f"Request Count: {self._request_count}]>"
-        )
-
-    async def __aenter__(self) -> AsyncHTTP11Connection:
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        await self.aclose()
 
 
 class HTTP11ConnectionByteStream:

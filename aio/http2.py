@@ -43,7 +43,7 @@ from .exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .interfaces import AsyncConnectionInterface, HTTPConnectionState
+from .interfaces import HTTPConnectionState, ProtocolConnection
 from .models import ByteStream, Request, Response
 from .streams import AsyncNetworkStream, await_with_timeout, discard_stream
 from .trace import Trace
@@ -107,7 +107,7 @@ class _Stream:
         return self.events.popleft()
 
 
-class AsyncHTTP2Connection(AsyncConnectionInterface):
+class AsyncHTTP2Connection(ProtocolConnection):
     """Many concurrent requests over one HTTP/2 connection.
 
     Args:
@@ -115,6 +115,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         stream: The open network stream (TLS with ALPN h2, or prior knowledge).
         keepalive_expiry: Seconds an idle connection stays reusable, or None.
     """
+
+    protocol_label = "HTTP/2"
 
     def __init__(
         self,
@@ -585,10 +587,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     # -- the pool's view -----------------------------------------------------
 
-    def can_handle_request(self, origin: Origin) -> bool:
-        """Whether this connection is for ``origin``."""
-        return origin == self._origin
-
     def is_available(self) -> bool:
         """Whether another stream may be opened now."""
         if (
@@ -618,35 +616,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         if self._h2.state is HTTP2ConnectionState.DRAINING and not self._streams:
             return True
         return self._expire_at is not None and time.monotonic() > self._expire_at
-
-    def is_idle(self) -> bool:
-        """Whether no stream is in flight."""
-        return self._state is HTTPConnectionState.IDLE
-
-    def is_closed(self) -> bool:
-        """Whether it is closed for good."""
-        return self._state is HTTPConnectionState.CLOSED
-
-    def info(self) -> str:
-        """``'https://example.com:443', HTTP/2, IDLE, Request Count: 1``."""
-        origin = str(self._origin)
-        return (
-            f"{origin!r}, HTTP/2, {self._state.name}, "
-            f"Request Count: {self._request_count}"
-        )
-
-    def __repr__(self) -> str:
-        origin = str(self._origin)
-        return (
-            f"<{self.__class__.__name__} [{origin!r}, {self._state.name}, "
-            f"Request Count: {self._request_count}]>"
-        )
-
-    async def __aenter__(self) -> AsyncHTTP2Connection:
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        await self.aclose()
 
 
 def _completed(stream: _Stream) -> bool:

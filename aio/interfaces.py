@@ -5,13 +5,19 @@ from __future__ import annotations
 import contextlib
 import enum
 from collections.abc import AsyncIterator
+from typing import Self
 
 from sansio.headers import HeaderInput, Headers, normalize_headers
 from sansio.urls import URL, Origin, enforce_bytes, host_header_value
 
 from .models import Content, Extensions, Request, Response, enforce_url
 
-__all__ = ["AsyncConnectionInterface", "AsyncRequestInterface", "HTTPConnectionState"]
+__all__ = [
+    "AsyncConnectionInterface",
+    "AsyncRequestInterface",
+    "HTTPConnectionState",
+    "ProtocolConnection",
+]
 
 
 class HTTPConnectionState(enum.IntEnum):
@@ -143,3 +149,48 @@ class AsyncConnectionInterface(AsyncRequestInterface):
     def is_closed(self) -> bool:
         """Whether it is closed for good."""
         raise NotImplementedError()  # pragma: no cover
+
+
+class ProtocolConnection(AsyncConnectionInterface):
+    """What the HTTP/1.1 and HTTP/2 connections share: their origin, state and
+    request count, and the views and reprs httpcore shows for them."""
+
+    # "HTTP/1.1" or "HTTP/2", as info() reports it.
+    protocol_label = ""
+
+    _origin: Origin
+    _state: HTTPConnectionState
+    _request_count: int
+
+    def can_handle_request(self, origin: Origin) -> bool:
+        """Whether this connection is for ``origin``."""
+        return origin == self._origin
+
+    def is_idle(self) -> bool:
+        """Whether no request is in flight."""
+        return self._state is HTTPConnectionState.IDLE
+
+    def is_closed(self) -> bool:
+        """Whether it is closed for good."""
+        return self._state is HTTPConnectionState.CLOSED
+
+    def info(self) -> str:
+        """``'https://example.com:443', HTTP/1.1, IDLE, Request Count: 1``."""
+        origin = str(self._origin)
+        return (
+            f"{origin!r}, {self.protocol_label}, {self._state.name}, "
+            f"Request Count: {self._request_count}"
+        )
+
+    def __repr__(self) -> str:
+        origin = str(self._origin)
+        return (
+            f"<{self.__class__.__name__} [{origin!r}, {self._state.name}, "
+            f"Request Count: {self._request_count}]>"
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.aclose()
