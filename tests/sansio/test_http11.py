@@ -10,8 +10,6 @@ body is chunked follows how it was read).
 
 from __future__ import annotations
 
-import itertools
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +32,7 @@ from sansio import (
     ResponseReceived,
     TrailersReceived,
 )
+from tests.sansio.splitting import SPLITTERS, Splitter, bytewise, whole
 
 IDLE = HTTP11ConnectionState.IDLE
 ACTIVE = HTTP11ConnectionState.ACTIVE
@@ -43,39 +42,7 @@ ERROR = HTTP11ConnectionState.ERROR
 
 HOST = (b"Host", b"example.com")
 
-# -- splitting strategies ------------------------------------------------------
-
-Splitter = Callable[[bytes], list[bytes]]
-
-
-def whole(data: bytes) -> list[bytes]:
-    return [data]
-
-
-def bytewise(data: bytes) -> list[bytes]:
-    return [data[i : i + 1] for i in range(len(data))]
-
-
-def random_splits(seed: int) -> Splitter:
-    def split(data: bytes) -> list[bytes]:
-        if len(data) < 2:
-            return [data]
-        rng = random.Random(seed)
-        count = rng.randint(1, min(8, len(data) - 1))
-        cuts = sorted(rng.sample(range(1, len(data)), count))
-        bounds = [0, *cuts, len(data)]
-        return [data[a:b] for a, b in itertools.pairwise(bounds)]
-
-    return split
-
-
-SPLITTERS: dict[str, Splitter] = {
-    "whole": whole,
-    "bytewise": bytewise,
-    "random-1": random_splits(1),
-    "random-2": random_splits(2),
-    "random-3": random_splits(3),
-}
+# Splitting strategies: tests/sansio/splitting.py.
 
 
 def feed(state: HTTP11State, data: bytes, chunks: Splitter) -> list[Event]:

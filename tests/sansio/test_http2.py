@@ -11,8 +11,6 @@ DataReceived of one stream merged), the same state and the same reply bytes.
 
 from __future__ import annotations
 
-import itertools
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +49,7 @@ from sansio import (
     TrailersReceived,
     WindowUpdated,
 )
+from tests.sansio.splitting import SPLITTERS, Splitter
 
 NEW = HTTP2ConnectionState.NEW
 OPEN = HTTP2ConnectionState.OPEN
@@ -75,39 +74,7 @@ DEFAULT_MAX_FRAME = 16_384
 STREAM_UPDATE_THRESHOLD = STREAM_WINDOW // 2
 UNLIMITED_STREAMS = 2**32 + 1  # h2's "no MAX_CONCURRENT_STREAMS received yet"
 
-# -- splitting strategies ------------------------------------------------------
-
-Splitter = Callable[[bytes], list[bytes]]
-
-
-def whole(data: bytes) -> list[bytes]:
-    return [data]
-
-
-def bytewise(data: bytes) -> list[bytes]:
-    return [data[i : i + 1] for i in range(len(data))]
-
-
-def random_splits(seed: int) -> Splitter:
-    def split(data: bytes) -> list[bytes]:
-        if len(data) < 2:
-            return [data]
-        rng = random.Random(seed)
-        count = rng.randint(1, min(8, len(data) - 1))
-        cuts = sorted(rng.sample(range(1, len(data)), count))
-        bounds = [0, *cuts, len(data)]
-        return [data[a:b] for a, b in itertools.pairwise(bounds)]
-
-    return split
-
-
-SPLITTERS: dict[str, Splitter] = {
-    "whole": whole,
-    "bytewise": bytewise,
-    "random-1": random_splits(1),
-    "random-2": random_splits(2),
-    "random-3": random_splits(3),
-}
+# Splitting strategies: tests/sansio/splitting.py.
 
 
 def feed(state: HTTP2State, data: bytes, chunks: Splitter, into: list[Event]) -> None:
