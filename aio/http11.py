@@ -97,7 +97,6 @@ class AsyncHTTP11Connection(ProtocolConnection):
             # Bytes (or EOF) on an idle connection answer no request: the server
             # closed it or is out of sync. Never let them pass for our response.
             self._discard()
-            await self._close_unabortable_stream()
             raise ConnectionNotAvailable()
         self._state = HTTPConnectionState.ACTIVE
         self._request_count += 1
@@ -126,7 +125,6 @@ class AsyncHTTP11Connection(ProtocolConnection):
                 )
         except BaseException:
             self._discard()
-            await self._close_unabortable_stream()
             async with Trace("response_closed", logger, request):
                 pass
             raise
@@ -236,13 +234,6 @@ class AsyncHTTP11Connection(ProtocolConnection):
         """Close now, synchronously, whatever state it is in (for the pool)."""
         self._discard()
 
-    async def _close_unabortable_stream(self) -> None:
-        """Finish a discard for streams (mocks, user backends) with no ``abort()``."""
-        if self._state is HTTPConnectionState.CLOSED and not hasattr(
-            self._network_stream, "abort"
-        ):
-            await self._network_stream.aclose()
-
     async def aclose(self) -> None:
         """Close the connection and its stream."""
         self._state = HTTPConnectionState.CLOSED
@@ -294,7 +285,6 @@ class HTTP11ConnectionByteStream:
             if not self._closed:
                 self._closed = True
                 self._connection._discard()
-                await self._connection._close_unabortable_stream()
                 async with Trace("response_closed", logger, self._request):
                     pass
             raise
@@ -304,7 +294,6 @@ class HTTP11ConnectionByteStream:
         if not self._closed:
             self._closed = True
             self._connection._response_closed()
-            await self._connection._close_unabortable_stream()
             async with Trace("response_closed", logger, self._request):
                 pass
 
