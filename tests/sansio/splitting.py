@@ -1,12 +1,14 @@
-"""How the sans-IO suites split a byte string before feeding it: whole, one byte
-at a time, and in seeded random pieces. Every parser test runs each way and
-expects the same events (STYLE.md)."""
+"""How the sans-IO suites split a byte string before feeding it (whole, one byte
+at a time, seeded random pieces) and compare what comes out: every parser test
+runs each way and expects the same events (STYLE.md)."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from sansio.events import DataReceived, Event
 
 Splitter = Callable[[bytes], list[bytes]]
 
@@ -43,3 +45,21 @@ SPLITTERS: dict[str, Splitter] = {
     "random-2": random_splits(2),
     "random-3": random_splits(3),
 }
+
+
+def merge_data(events: Sequence[Event]) -> list[Event]:
+    """Join consecutive DataReceived of one stream, so chunking does not matter."""
+    merged: list[Event] = []
+    for event in events:
+        last = merged[-1] if merged else None
+        if (
+            isinstance(event, DataReceived)
+            and isinstance(last, DataReceived)
+            and last.stream_id == event.stream_id
+        ):
+            merged[-1] = DataReceived(
+                stream_id=event.stream_id, data=last.data + event.data
+            )
+        else:
+            merged.append(event)
+    return merged

@@ -32,7 +32,7 @@ from sansio import (
     ResponseReceived,
     TrailersReceived,
 )
-from tests.sansio.splitting import SPLITTERS, Splitter, bytewise, whole
+from tests.sansio.splitting import SPLITTERS, Splitter, bytewise, merge_data, whole
 
 IDLE = HTTP11ConnectionState.IDLE
 ACTIVE = HTTP11ConnectionState.ACTIVE
@@ -55,24 +55,6 @@ def feed(state: HTTP11State, data: bytes, chunks: Splitter) -> list[Event]:
     for piece in pieces:
         events.extend(state.receive_data(piece))
     return events
-
-
-def merge_data(events: Sequence[Event]) -> list[Event]:
-    """Join consecutive DataReceived of one stream, so chunking does not matter."""
-    merged: list[Event] = []
-    for event in events:
-        last = merged[-1] if merged else None
-        if (
-            isinstance(event, DataReceived)
-            and isinstance(last, DataReceived)
-            and last.stream_id == event.stream_id
-        ):
-            merged[-1] = DataReceived(
-                stream_id=event.stream_id, data=last.data + event.data
-            )
-        else:
-            merged.append(event)
-    return merged
 
 
 # -- a client state and an h11 server peer -------------------------------------

@@ -49,7 +49,7 @@ from sansio import (
     TrailersReceived,
     WindowUpdated,
 )
-from tests.sansio.splitting import SPLITTERS, Splitter
+from tests.sansio.splitting import SPLITTERS, Splitter, merge_data
 
 NEW = HTTP2ConnectionState.NEW
 OPEN = HTTP2ConnectionState.OPEN
@@ -84,24 +84,6 @@ def feed(state: HTTP2State, data: bytes, chunks: Splitter, into: list[Event]) ->
     assert all(pieces)
     for piece in pieces:
         into.extend(state.receive_data(piece))
-
-
-def merge_data(events: Sequence[Event]) -> list[Event]:
-    """Join consecutive DataReceived of one stream, so chunking does not matter."""
-    merged: list[Event] = []
-    for event in events:
-        last = merged[-1] if merged else None
-        if (
-            isinstance(event, DataReceived)
-            and isinstance(last, DataReceived)
-            and last.stream_id == event.stream_id
-        ):
-            merged[-1] = DataReceived(
-                stream_id=event.stream_id, data=last.data + event.data
-            )
-        else:
-            merged.append(event)
-    return merged
 
 
 # -- frames on the wire --------------------------------------------------------
