@@ -8,9 +8,9 @@ STAMP  := $(VENV)/.installed
 CERTS  := certs/ca.pem certs/server.pem certs/server.key.pem certs/other-ca.pem certs/expired.pem
 PYTEST_ARGS ?=
 
-# Debian peers the HTTP/2 tests run against; installed only when missing.
-PEER_BINARIES := /usr/sbin/nginx /usr/sbin/nghttpd /usr/bin/nghttp
-PEER_PACKAGES := nginx-light nghttp2-server nghttp2-client
+# Debian peers the HTTP/2 and proxy tests run against; installed only when missing.
+PEER_BINARIES := /usr/sbin/nginx /usr/sbin/nghttpd /usr/bin/nghttp /usr/bin/tinyproxy /usr/bin/microsocks
+PEER_PACKAGES := nginx-light nghttp2-server nghttp2-client tinyproxy microsocks
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install install-peers certs demo test check pytest format clean

@@ -30,8 +30,10 @@ from .http2 import AsyncHTTP2Connection
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
 from .mock import AsyncMockBackend, AsyncMockStream
-from .models import ByteStream, Request, Response
-from .pool import AsyncConnectionPool
+from .models import ByteStream, Proxy, Request, Response
+from .pool import AsyncConnectionPool, AsyncHTTPProxy, AsyncSOCKSProxy
+from .proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
+from .socks import AsyncSocks5Connection
 from .streams import AsyncIOStream, AsyncNetworkStream
 from .tls import default_ssl_context
 
@@ -40,15 +42,20 @@ __all__ = [
     "URL",
     "AsyncConnectionInterface",
     "AsyncConnectionPool",
+    "AsyncForwardHTTPConnection",
     "AsyncHTTP2Connection",
     "AsyncHTTP11Connection",
     "AsyncHTTPConnection",
+    "AsyncHTTPProxy",
     "AsyncIOBackend",
     "AsyncIOStream",
     "AsyncMockBackend",
     "AsyncMockStream",
     "AsyncNetworkBackend",
     "AsyncNetworkStream",
+    "AsyncSOCKSProxy",
+    "AsyncSocks5Connection",
+    "AsyncTunnelHTTPConnection",
     "ByteStream",
     "ConnectError",
     "ConnectTimeout",
@@ -58,6 +65,7 @@ __all__ = [
     "Origin",
     "PoolTimeout",
     "ProtocolError",
+    "Proxy",
     "ProxyError",
     "ReadError",
     "ReadTimeout",

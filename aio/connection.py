@@ -38,6 +38,9 @@ __all__ = ["AsyncHTTPConnection"]
 
 logger = logging.getLogger(__name__)
 
+# Schemes whose connections start with a TLS handshake to the origin.
+TLS_SCHEMES = frozenset({b"https", b"wss"})
+
 # httpcore's backoff between connection retries: 0, 0.5, 1, 2, 4... seconds.
 RETRIES_BACKOFF_FACTOR = 0.5
 
@@ -117,6 +120,10 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 f"Attempted to send request to {request.url.origin} on connection "
                 f"to {self._origin}"
             )
+        return await self._handle(request)
+
+    async def _handle(self, request: Request) -> Response:
+        """Connect if needed, then send ``request`` as it is."""
         if self._connection is None:
             # One connect per connection: a second request arriving meanwhile
             # waits here, then finds the connection busy (HTTP/1.1 carries one
@@ -139,15 +146,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             # abort() arrived while we connected (the pool was closed).
             await stream.aclose()
             raise ConnectionNotAvailable()
-        ssl_object = stream.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            speak_h2 = ssl_object.selected_alpn_protocol() == "h2" or (
-                not self._http1 and ssl_object.selected_alpn_protocol() is None
-            )
-        else:
-            # Clear text: HTTP/2 only by prior knowledge (RFC 9113 §3.3).
-            speak_h2 = self._http2 and not self._http1
-        if speak_h2:
+        if self._speaks_http2(stream):
             self._connection = AsyncHTTP2Connection(
                 origin=self._origin,
                 stream=stream,
@@ -160,18 +159,24 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 keepalive_expiry=self._keepalive_expiry,
             )
 
+    def _speaks_http2(self, stream: AsyncNetworkStream) -> bool:
+        """Whether to speak HTTP/2 on the stream just established."""
+        ssl_object = stream.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            alpn = ssl_object.selected_alpn_protocol()
+            return alpn == "h2" or (not self._http1 and alpn is None)
+        # Clear text: HTTP/2 only by prior knowledge (RFC 9113 §3.3).
+        return self._http2 and not self._http1
+
     async def _connect(self, request: Request) -> AsyncNetworkStream:
-        """Open the stream (and TLS), retrying either step per ``retries``."""
+        """Open the stream (and TLS), retrying every step per ``retries``."""
         timeout = request.extensions.get("timeout", {}).get("connect")
         retries_left = self._retries
         delays = _backoff_delays(RETRIES_BACKOFF_FACTOR)
         while True:
             step: dict[str, Any] = {}
             try:
-                stream = await self._open_stream(request, timeout, step)
-                if self._origin.scheme in (b"https", b"wss"):
-                    stream = await self._start_tls(request, stream, timeout, step)
-                return stream
+                return await self._connect_once(request, timeout, step)
             except (ConnectError, ConnectTimeout):
                 if retries_left <= 0:
                     raise
@@ -179,27 +184,59 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 async with Trace("retry", logger, request, step):
                     await self._network_backend.sleep(next(delays))
 
-    async def _open_stream(
+    async def _connect_once(
         self, request: Request, timeout: float | None, step: dict[str, Any]
     ) -> AsyncNetworkStream:
+        """One attempt: the stream to the origin, then TLS for https/wss.
+
+        ``step`` is filled with the current step's arguments, which a
+        ``connection.retry`` trace event reports. Proxy connections override
+        this to reach the origin through the proxy.
+        """
+        stream = await self._open_stream(request, self._origin, timeout, step)
+        if self._origin.scheme in TLS_SCHEMES:
+            stream = await self._start_tls(
+                request,
+                stream,
+                timeout,
+                step,
+                ssl_context=self._tls_context(),
+                server_hostname=self._server_hostname(request),
+            )
+        return stream
+
+    def _server_hostname(self, request: Request) -> str:
+        """The origin's TLS name: ``sni_hostname`` if given, else its host."""
+        sni_hostname = request.extensions.get("sni_hostname")
+        if sni_hostname is not None:
+            return validate_sni_hostname(sni_hostname)
+        return self._origin.host.decode("ascii")
+
+    async def _open_stream(
+        self,
+        request: Request,
+        origin: Origin,
+        timeout: float | None,
+        step: dict[str, Any],
+        log: logging.Logger = logger,
+    ) -> AsyncNetworkStream:
+        """Connect to ``origin`` (or to ``uds``), traced on ``log``."""
         if self._uds is None:
             step.update(
-                host=self._origin.host.decode("ascii"),
-                port=self._origin.port,
+                host=origin.host.decode("ascii"),
+                port=origin.port,
                 local_address=self._local_address,
                 timeout=timeout,
                 socket_options=self._socket_options,
             )
-            async with Trace("connect_tcp", logger, request, dict(step)) as trace:
+            async with Trace("connect_tcp", log, request, dict(step)) as trace:
                 stream = await self._network_backend.connect_tcp(**step)
                 trace.return_value = stream
         else:
             step.update(
                 path=self._uds, timeout=timeout, socket_options=self._socket_options
             )
-            async with Trace(
-                "connect_unix_socket", logger, request, dict(step)
-            ) as trace:
+            async with Trace("connect_unix_socket", log, request, dict(step)) as trace:
                 stream = await self._network_backend.connect_unix_socket(**step)
                 trace.return_value = stream
         return stream
@@ -210,20 +247,18 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         stream: AsyncNetworkStream,
         timeout: float | None,
         step: dict[str, Any],
+        *,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str,
+        log: logging.Logger = logger,
     ) -> AsyncNetworkStream:
-        sni_hostname = request.extensions.get("sni_hostname")
+        """TLS over ``stream``, traced on ``log``; ``stream`` is closed on failure."""
         step.clear()
         step.update(
-            ssl_context=self._tls_context(),
-            server_hostname=(
-                validate_sni_hostname(sni_hostname)
-                if sni_hostname is not None
-                else self._origin.host.decode("ascii")
-            ),
-            timeout=timeout,
+            ssl_context=ssl_context, server_hostname=server_hostname, timeout=timeout
         )
         try:
-            async with Trace("start_tls", logger, request, dict(step)) as trace:
+            async with Trace("start_tls", log, request, dict(step)) as trace:
                 tls_stream = await stream.start_tls(**step)
                 trace.return_value = tls_stream
         except BaseException:

@@ -11,7 +11,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from sansio.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from sansio.errors import (
+    LocalProtocolError,
+    ProtocolError,
+    ProxyError,
+    RemoteProtocolError,
+)
 
 __all__ = [
     "ConnectError",
@@ -35,10 +40,6 @@ __all__ = [
 
 class ConnectionNotAvailable(Exception):
     """The connection cannot take this request; the pool tries another."""
-
-
-class ProxyError(Exception):
-    """The proxy refused or failed the tunnel."""
 
 
 class UnsupportedProtocol(Exception):

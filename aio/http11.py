@@ -9,11 +9,9 @@ completed) or closed, never half-way.
 from __future__ import annotations
 
 import logging
-import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
 
 from sansio.events import (
     DataReceived,
@@ -28,7 +26,7 @@ from sansio.urls import Origin
 from .exceptions import ConnectionNotAvailable, ReadError, WriteError
 from .interfaces import HTTPConnectionState, ProtocolConnection
 from .models import Request, Response
-from .streams import AsyncNetworkStream, discard_stream
+from .streams import AsyncNetworkStream, AsyncPrefixedStream, discard_stream
 from .trace import Trace
 
 __all__ = ["AsyncHTTP11Connection"]
@@ -131,7 +129,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
         network_stream: AsyncNetworkStream = self._network_stream
         if switched is not None:
-            network_stream = AsyncHTTP11UpgradeStream(network_stream, switched.buffered)
+            network_stream = AsyncPrefixedStream(network_stream, switched.buffered)
         return Response._from_wire(
             head.status,
             head.headers,
@@ -296,57 +294,3 @@ class HTTP11ConnectionByteStream:
             self._connection._response_closed()
             async with Trace("response_closed", logger, self._request):
                 pass
-
-
-class AsyncHTTP11UpgradeStream(AsyncNetworkStream):
-    """The connection's stream after a 101 or a 2xx CONNECT.
-
-    Bytes the HTTP/1.1 parser had already received past the response head are
-    the first bytes of the new protocol: ``read()`` returns them first.
-    """
-
-    def __init__(self, stream: AsyncNetworkStream, leading_data: bytes) -> None:
-        self._stream = stream
-        self._leading_data = leading_data
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        """Return buffered bytes first, then read from the network."""
-        if self._leading_data:
-            data = self._leading_data[:max_bytes]
-            self._leading_data = self._leading_data[max_bytes:]
-            return data
-        return await self._stream.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        """Send ``buffer``."""
-        await self._stream.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        """Close the underlying stream."""
-        await self._stream.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> AsyncNetworkStream:
-        """Start TLS on the underlying stream (e.g. to the origin in a tunnel).
-
-        Raises:
-            ConnectError: Unread bytes of the new protocol are still buffered.
-        """
-        if self._leading_data:
-            from .exceptions import ConnectError
-
-            raise ConnectError(
-                f"{len(self._leading_data)} unread bytes are buffered before "
-                "start_tls(); the peer spoke before the TLS handshake"
-            )
-        return await self._stream.start_tls(ssl_context, server_hostname, timeout)
-
-    def get_extra_info(self, info: str) -> Any:
-        """As the underlying stream, except ``is_readable`` counts buffered bytes."""
-        if info == "is_readable" and self._leading_data:
-            return True
-        return self._stream.get_extra_info(info)

@@ -8,6 +8,7 @@ fails before any socket opens.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from sansio.headers import (
     validate_method,
     validate_target,
 )
+from sansio.proxy import basic_proxy_authorization, validate_socks5_credentials
 from sansio.urls import URL, Origin, enforce_bytes, validate_sni_hostname
 
 from .exceptions import UnsupportedProtocol
@@ -26,6 +28,7 @@ __all__ = [
     "URL",
     "ByteStream",
     "Origin",
+    "Proxy",
     "Request",
     "Response",
     "check_scheme",
@@ -245,3 +248,65 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} [{self.status}]>"
+
+
+_PROXY_SCHEMES = (b"http", b"https", b"socks5", b"socks5h")
+
+
+class Proxy:
+    """A proxy for :class:`~aio.AsyncConnectionPool`'s ``proxy=`` argument.
+
+    Args:
+        url: ``http://`` or ``https://`` (an HTTP proxy, reached over TLS for
+            https), ``socks5://`` (names resolved here) or ``socks5h://``
+            (names resolved by the proxy).
+        auth: ``(username, password)``. For HTTP proxies a
+            ``Proxy-Authorization: Basic`` header is added in front of
+            ``headers``; for SOCKS5 it is RFC 1929 authentication.
+        headers: Sent to an HTTP proxy with every forwarded request and CONNECT.
+        ssl_context: TLS settings for an ``https://`` proxy itself (the
+            origin's TLS uses the pool's ``ssl_context``).
+
+    Raises:
+        UnsupportedProtocol: The URL's scheme is none of the four above.
+        TypeError: A value of the wrong type or a non-ASCII str.
+        LocalProtocolError: Credentials or headers that cannot be sent: CR,
+            LF, NUL or other control characters, ``:`` in an HTTP username,
+            SOCKS5 credentials outside 1-255 bytes.
+    """
+
+    def __init__(
+        self,
+        url: URL | bytes | str,
+        auth: tuple[bytes | str, bytes | str] | None = None,
+        headers: HeaderInput | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.url = enforce_url(url, name="url")
+        if self.url.scheme not in _PROXY_SCHEMES:
+            raise UnsupportedProtocol(
+                f"Proxy URL has an unsupported protocol '{self.url.scheme.decode()}"
+                "://'; use http://, https://, socks5:// or socks5h://."
+            )
+        if not self.url.host:
+            raise UnsupportedProtocol(f"Proxy URL {bytes(self.url)!r} has no host.")
+        self.headers: Headers = normalize_headers(headers)
+        self.ssl_context = ssl_context
+        self.auth: tuple[bytes, bytes] | None = None
+        if auth is not None:
+            username = enforce_bytes(auth[0], name="auth")
+            password = enforce_bytes(auth[1], name="auth")
+            self.auth = (username, password)
+            if self.is_socks:
+                validate_socks5_credentials(username, password)
+            else:
+                authorization = basic_proxy_authorization(username, password)
+                self.headers = [(b"Proxy-Authorization", authorization), *self.headers]
+
+    @property
+    def is_socks(self) -> bool:
+        """Whether this is a SOCKS5 proxy."""
+        return self.url.scheme in (b"socks5", b"socks5h")
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} [{bytes(self.url).decode('ascii')!r}]>"

@@ -15,8 +15,8 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
 
+from sansio.headers import HeaderInput
 from sansio.pool import (
     AssignRequest,
     CloseConnection,
@@ -26,21 +26,24 @@ from sansio.pool import (
     PoolRequestState,
     PoolState,
 )
-from sansio.urls import Origin, validate_sni_hostname
+from sansio.urls import URL, Origin, validate_sni_hostname
 
 from .backends import SOCKET_OPTION, AsyncIOBackend, AsyncNetworkBackend
-from .connection import AsyncHTTPConnection
+from .connection import TLS_SCHEMES, AsyncHTTPConnection
 from .exceptions import (
     ConnectionNotAvailable,
     PoolTimeout,
     ReadError,
     RemoteProtocolError,
+    UnsupportedProtocol,
     WriteError,
 )
 from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
-from .models import ByteStream, Request, Response, check_scheme
+from .models import ByteStream, Proxy, Request, Response, check_scheme
+from .proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
+from .socks import AsyncSocks5Connection
 
-__all__ = ["AsyncConnectionPool"]
+__all__ = ["AsyncConnectionPool", "AsyncHTTPProxy", "AsyncSOCKSProxy"]
 
 # RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
@@ -61,7 +64,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
 
     Args:
         ssl_context: Client TLS settings; default: certifi, made once.
-        proxy: Not supported yet (the proxies work comes next).
+        proxy: Send every request through this :class:`Proxy`: ``http://``
+            origins forwarded by an HTTP proxy, others through a CONNECT
+            tunnel; or all through SOCKS5.
         max_connections: Connections open at most (None: unbounded).
         max_keepalive_connections: Idle connections kept at most.
         keepalive_expiry: Seconds an idle connection stays reusable.
@@ -78,7 +83,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
     def __init__(
         self,
         ssl_context: ssl.SSLContext | None = None,
-        proxy: Any = None,
+        proxy: Proxy | None = None,
         max_connections: int | None = 10,
         max_keepalive_connections: int | None = None,
         keepalive_expiry: float | None = None,
@@ -90,10 +95,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
         network_backend: AsyncNetworkBackend | None = None,
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> None:
-        if proxy is not None:
-            raise NotImplementedError(
-                "proxy= is not supported by this version of wireline yet"
-            )
+        if proxy is not None and not isinstance(proxy, Proxy):
+            raise TypeError(f"proxy must be a Proxy, not {type(proxy).__name__}")
+        self._proxy = proxy
         self._ssl_context = ssl_context
         self._http1 = http1
         self._http2 = http2
@@ -141,7 +145,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         key = self._key(request)
-        shared = self._http2 and (key[0] in (b"https", b"wss") or not self._http1)
+        shared = self._http2 and (key[0] in TLS_SCHEMES or not self._http1)
+        if shared and key[0] == b"http" and self._forwards_http:
+            shared = False  # forwarded requests are HTTP/1.1
         state = self._state
         now = time.monotonic()
         self._execute(state.expire(now))
@@ -330,10 +336,17 @@ class AsyncConnectionPool(AsyncRequestInterface):
         if slot is not None and not slot.future.done():
             slot.future.set_result(connection_id)
 
+    @property
+    def _forwards_http(self) -> bool:
+        return self._proxy is not None and not self._proxy.is_socks
+
     def _create(self, key: PoolKey) -> AsyncConnectionInterface:
         scheme, host, port, _ = key
+        origin = Origin(scheme, host, port)
+        if self._proxy is not None:
+            return self._create_proxied(origin, self._proxy)
         return AsyncHTTPConnection(
-            origin=Origin(scheme, host, port),
+            origin=origin,
             ssl_context=self._ssl_context,
             keepalive_expiry=self._keepalive_expiry,
             http1=self._http1,
@@ -343,6 +356,53 @@ class AsyncConnectionPool(AsyncRequestInterface):
             uds=self._uds,
             network_backend=self._network_backend,
             socket_options=self._socket_options,
+        )
+
+    def _create_proxied(self, origin: Origin, proxy: Proxy) -> AsyncConnectionInterface:
+        """The connection kind for ``origin`` through ``proxy`` (as httpcore 1.0.7+)."""
+        proxy_origin = proxy.url.origin
+        if proxy.is_socks:
+            return AsyncSocks5Connection(
+                proxy_origin=proxy_origin,
+                remote_origin=origin,
+                proxy_auth=proxy.auth,
+                ssl_context=self._ssl_context,
+                keepalive_expiry=self._keepalive_expiry,
+                http1=self._http1,
+                http2=self._http2,
+                network_backend=self._network_backend,
+                retries=self._retries,
+                local_address=self._local_address,
+                uds=self._uds,
+                socket_options=self._socket_options,
+            )
+        if origin.scheme == b"http":
+            return AsyncForwardHTTPConnection(
+                proxy_origin=proxy_origin,
+                remote_origin=origin,
+                proxy_headers=proxy.headers,
+                keepalive_expiry=self._keepalive_expiry,
+                network_backend=self._network_backend,
+                socket_options=self._socket_options,
+                proxy_ssl_context=proxy.ssl_context,
+                retries=self._retries,
+                local_address=self._local_address,
+                uds=self._uds,
+            )
+        return AsyncTunnelHTTPConnection(
+            proxy_origin=proxy_origin,
+            remote_origin=origin,
+            ssl_context=self._ssl_context,
+            proxy_ssl_context=proxy.ssl_context,
+            proxy_headers=proxy.headers,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=self._http1,
+            http2=self._http2,
+            network_backend=self._network_backend,
+            socket_options=self._socket_options,
+            retries=self._retries,
+            local_address=self._local_address,
+            uds=self._uds,
         )
 
     def _announce(
@@ -458,3 +518,121 @@ class PoolByteStream:
                 await self._response.aclose()
             finally:
                 self._pool._response_closed(self._request_id, self._connection_id)
+
+
+class AsyncHTTPProxy(AsyncConnectionPool):
+    """A connection pool whose requests all go through one HTTP proxy.
+
+    Args:
+        proxy_url: ``http://`` or ``https://`` (TLS to the proxy) URL.
+        proxy_auth: ``(username, password)`` for ``Proxy-Authorization: Basic``.
+        proxy_headers: Sent to the proxy with every forwarded request and CONNECT.
+        ssl_context: TLS settings for ``https`` origins.
+        proxy_ssl_context: TLS settings for an ``https://`` proxy.
+        max_connections, max_keepalive_connections, keepalive_expiry, http1,
+        http2, retries, local_address, uds, network_backend, socket_options:
+            As for :class:`AsyncConnectionPool`; the socket settings apply to
+            the connections to the proxy.
+
+    Raises:
+        UnsupportedProtocol: ``proxy_url`` is not http:// or https://.
+        LocalProtocolError: Credentials or headers that cannot be sent.
+    """
+
+    def __init__(
+        self,
+        proxy_url: URL | bytes | str,
+        proxy_auth: tuple[bytes | str, bytes | str] | None = None,
+        proxy_headers: HeaderInput | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy_ssl_context: ssl.SSLContext | None = None,
+        max_connections: int | None = 10,
+        max_keepalive_connections: int | None = None,
+        keepalive_expiry: float | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        local_address: str | None = None,
+        uds: str | None = None,
+        network_backend: AsyncNetworkBackend | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> None:
+        proxy = Proxy(
+            url=proxy_url,
+            auth=proxy_auth,
+            headers=proxy_headers,
+            ssl_context=proxy_ssl_context,
+        )
+        if proxy.is_socks:
+            raise UnsupportedProtocol(
+                "AsyncHTTPProxy needs an http:// or https:// proxy URL; use "
+                "AsyncSOCKSProxy for socks5:// and socks5h://"
+            )
+        super().__init__(
+            ssl_context=ssl_context,
+            proxy=proxy,
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+            http1=http1,
+            http2=http2,
+            retries=retries,
+            local_address=local_address,
+            uds=uds,
+            network_backend=network_backend,
+            socket_options=socket_options,
+        )
+
+
+class AsyncSOCKSProxy(AsyncConnectionPool):
+    """A connection pool whose requests all go through one SOCKS5 proxy.
+
+    Args:
+        proxy_url: ``socks5://`` (names resolved here) or ``socks5h://``
+            (names resolved by the proxy).
+        proxy_auth: ``(username, password)`` for RFC 1929 authentication.
+        ssl_context: TLS settings for ``https`` origins.
+        max_connections, max_keepalive_connections, keepalive_expiry, http1,
+        http2, retries, network_backend, local_address, socket_options:
+            As for :class:`AsyncConnectionPool`; the socket settings apply to
+            the connections to the proxy.
+
+    Raises:
+        UnsupportedProtocol: ``proxy_url`` is not socks5:// or socks5h://.
+        LocalProtocolError: Credentials that cannot be sent.
+    """
+
+    def __init__(
+        self,
+        proxy_url: URL | bytes | str,
+        proxy_auth: tuple[bytes | str, bytes | str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int | None = 10,
+        max_keepalive_connections: int | None = None,
+        keepalive_expiry: float | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        network_backend: AsyncNetworkBackend | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> None:
+        proxy = Proxy(url=proxy_url, auth=proxy_auth)
+        if not proxy.is_socks:
+            raise UnsupportedProtocol(
+                "AsyncSOCKSProxy needs a socks5:// or socks5h:// proxy URL; use "
+                "AsyncHTTPProxy for http:// and https://"
+            )
+        super().__init__(
+            ssl_context=ssl_context,
+            proxy=proxy,
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+            http1=http1,
+            http2=http2,
+            retries=retries,
+            local_address=local_address,
+            network_backend=network_backend,
+            socket_options=socket_options,
+        )

@@ -25,7 +25,12 @@ from .exceptions import (
     connect_errors,
 )
 
-__all__ = ["AsyncIOStream", "AsyncNetworkStream", "discard_stream"]
+__all__ = [
+    "AsyncIOStream",
+    "AsyncNetworkStream",
+    "AsyncPrefixedStream",
+    "discard_stream",
+]
 
 # Stop reading from the socket once this much is buffered and unread; resume
 # below a quarter of it. 256 KiB keeps four default reads in flight.
@@ -389,3 +394,70 @@ _HANDSHAKE_CEILING = 24 * 3600.0
 def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+class AsyncPrefixedStream(AsyncNetworkStream):
+    """A stream whose first bytes were already read by a handshake parser.
+
+    After a 101 or a 2xx CONNECT (HTTP/1.1), or a SOCKS5 reply, the bytes the
+    parser received past the end of its handshake are the first bytes of the
+    next protocol: ``read()`` returns them first, then reads the network.
+    """
+
+    def __init__(self, stream: AsyncNetworkStream, leading_data: bytes) -> None:
+        self._stream = stream
+        self._leading_data = leading_data
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Return buffered bytes first, then read from the network."""
+        if self._leading_data:
+            data = self._leading_data[:max_bytes]
+            self._leading_data = self._leading_data[max_bytes:]
+            return data
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send ``buffer``."""
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        """Close the underlying stream."""
+        await self._stream.aclose()
+
+    def abort(self) -> None:
+        """Drop the underlying stream now (see :func:`discard_stream`)."""
+        self._leading_data = b""
+        discard_stream(self._stream)
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        """Start TLS on the underlying stream (e.g. to the origin in a tunnel).
+
+        Raises:
+            ConnectError: Unread bytes of the new protocol are still buffered
+                (the stream is closed).
+        """
+        if self._leading_data:
+            count = len(self._leading_data)
+            self.abort()
+            raise ConnectError(
+                f"{count} unread bytes were buffered before start_tls(); "
+                "the peer spoke before the TLS handshake"
+            )
+        return await self._stream.start_tls(ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> Any:
+        """As the underlying stream, except ``is_readable`` counts buffered bytes."""
+        if info == "is_readable" and self._leading_data:
+            return True
+        return self._stream.get_extra_info(info)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self.__class__.__name__} {self._stream!r} "
+            f"+{len(self._leading_data)} buffered bytes>"
+        )

@@ -12,7 +12,7 @@ never has to translate them.
 
 from __future__ import annotations
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+__all__ = ["LocalProtocolError", "ProtocolError", "ProxyError", "RemoteProtocolError"]
 
 
 class ProtocolError(Exception):
@@ -25,3 +25,26 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer sent something the protocol does not allow."""
+
+
+class ProxyError(Exception):
+    """The proxy refused the tunnel, or broke its handshake protocol.
+
+    ``status`` and ``headers`` are set when an HTTP proxy answered a CONNECT
+    with a non-2xx response (a 407 carries ``Proxy-Authenticate`` there);
+    both are None for SOCKS failures.
+    """
+
+    status: int | None = None
+    headers: list[tuple[bytes, bytes]] | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
