@@ -25,7 +25,6 @@ import ipaddress
 import re
 
 from socksio import socks5
-from socksio.exceptions import ProtocolError as SOCKSProtocolError
 
 from .errors import LocalProtocolError, ProxyError
 from .urls import URL, Origin, host_header_value
@@ -294,10 +293,12 @@ class SOCKS5Handshake:
             # The address may be absent or zeroed on failure; only the code counts.
             reason = _REPLY_NAMES.get(code, f"UNKNOWN ({code:#04x})")
             raise ProxyError(f"Proxy Server could not connect: {reason}.")
-        if len(buffer) < 5:
+        if len(buffer) < 4:
             return False
         atype = buffer[3]
         if atype == 0x03:
+            if len(buffer) < 5:
+                return False
             address_length = 1 + buffer[4]
         elif atype in _ADDRESS_LENGTHS:
             address_length = _ADDRESS_LENGTHS[atype]
@@ -309,14 +310,14 @@ class SOCKS5Handshake:
         reply = self._take(4 + address_length + 2)
         if reply is None:
             return False
-        try:
-            parsed = self._socks.receive_data(reply)
-        except SOCKSProtocolError as exc:
-            raise ProxyError(f"the SOCKS5 reply is malformed: {exc}") from exc
-        assert isinstance(parsed, socks5.SOCKS5Reply)
-        # socksio keeps a domain name's length octet in front of it.
-        address = parsed.addr[1:] if atype == 0x03 else parsed.addr
-        self.bound_address = (address, parsed.port)
+        # Decoded here, not by socksio: it decodes a domain name with its
+        # length octet as UTF-8, so names of 128 bytes or more fail there.
+        raw_address = reply[4:-2]
+        if atype == 0x03:
+            address = raw_address[1:].decode("ascii", errors="replace")
+        else:
+            address = str(ipaddress.ip_address(raw_address))
+        self.bound_address = (address, int.from_bytes(reply[-2:], "big"))
         self.trailing_data = bytes(self._buffer)
         self._buffer.clear()
         self.state = SOCKS5State.TUNNEL_READY
