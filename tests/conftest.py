@@ -16,10 +16,13 @@ import pytest
 import uvloop
 
 from tests.peers.hypercorn_server import HypercornPeer, run_hypercorn
+from tests.peers.microsocks import MicrosocksPeer, run_microsocks
 from tests.peers.nghttpd import NghttpdPeer, run_nghttpd
 from tests.peers.nginx import NginxPeer, run_nginx
+from tests.peers.tinyproxy import TinyproxyPeer, run_tinyproxy
 
 CERTS_DIR = Path(__file__).resolve().parents[1] / "certs"
+PROXY_CREDENTIALS = ("wire", "line")  # user/password of the *_auth proxy peers
 CERT_FILES = (
     "ca.pem",
     "server.pem",
@@ -165,4 +168,32 @@ def nghttpd_tiny_window(certs_dir: Path) -> Iterator[NghttpdPeer]:
 def nghttpd_trailer(certs_dir: Path) -> Iterator[NghttpdPeer]:
     """nghttpd adding trailer ``x-trailer: yes`` to responses with a body."""
     with run_nghttpd(certs_dir=certs_dir, trailers=["x-trailer: yes"]) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def tinyproxy() -> Iterator[TinyproxyPeer]:
+    """tinyproxy on 127.0.0.1: HTTP forward proxy and CONNECT to any port, no auth."""
+    with run_tinyproxy() as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def tinyproxy_auth() -> Iterator[TinyproxyPeer]:
+    """tinyproxy requiring ``Proxy-Authorization`` Basic ``wire``/``line``."""
+    with run_tinyproxy(basic_auth=PROXY_CREDENTIALS) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def microsocks() -> Iterator[MicrosocksPeer]:
+    """microsocks (SOCKS5) on 127.0.0.1 without authentication."""
+    with run_microsocks() as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def microsocks_auth() -> Iterator[MicrosocksPeer]:
+    """microsocks requiring username/password ``wire``/``line`` (RFC 1929)."""
+    with run_microsocks(auth=PROXY_CREDENTIALS) as peer:
         yield peer

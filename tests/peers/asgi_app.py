@@ -11,6 +11,9 @@ Routes (any method unless noted):
 ``/slow?delay=S``            sleeps S seconds, then 200 ``slow``
 ``/status/NNN``              status NNN (200-599) with an empty body
 ``/bytes?n=N``               200, N ``b"x"`` bytes with content-length
+``/sni``                     200 JSON: every TLS SNI server name this process has
+                             seen so far, in handshake order (``null`` for a
+                             handshake without SNI); ``[]`` over plain TCP
 anything else                404 ``Not Found``
 """
 
@@ -28,6 +31,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+
+#: SNI server names seen by this process's TLS handshakes, oldest first; the
+#: hypercorn peer's SSL context appends to it (see ``hypercorn_server``).
+SNI_NAMES: list[str | None] = []
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -120,6 +127,8 @@ async def _http(scope: Scope, receive: Receive, send: Send) -> None:
             await _respond(send, 400, b"status must be 200-599")
     elif path == "/bytes":
         await _respond(send, 200, b"x" * int(query.get("n", "0")))
+    elif path == "/sni":
+        await _respond(send, 200, json.dumps(SNI_NAMES).encode(), b"application/json")
     else:
         await _respond(send, 404, b"Not Found")
 

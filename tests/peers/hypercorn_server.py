@@ -7,6 +7,10 @@ race for the port. The child serves until its stdin reaches EOF, which happens
 both when the parent closes the pipe on purpose and when the parent dies, so no
 orphan server outlives a killed test run.
 
+Over TLS the child's SSL context records the SNI name of every handshake (None
+without SNI); the app serves that list at ``GET /sni``, so a test can check what
+a client sent the origin, e.g. through a proxy tunnel.
+
 Run as ``python -m tests.peers.hypercorn_server --fd N --workdir D [--certfile F
 --keyfile K] [--alpn P ...]`` from the repository root (``run_hypercorn`` does
 this); on a clean shutdown the child removes ``D``.
@@ -27,7 +31,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -191,14 +198,40 @@ def _probe(peer: HypercornPeer, ssl_context: ssl.SSLContext | None) -> bytes:
         return bytes(response)
 
 
+def _sni_recording_config() -> Config:
+    """A hypercorn ``Config`` whose TLS context records each handshake's SNI.
+
+    Every name (None when the client sent no SNI) is appended to
+    ``asgi_app.SNI_NAMES``, which the app serves at ``GET /sni``.
+    """
+    from hypercorn.config import Config
+
+    from tests.peers.asgi_app import SNI_NAMES
+
+    def record_sni(
+        sslobj: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext
+    ) -> None:
+        SNI_NAMES.append(server_name)
+
+    class SniRecordingConfig(Config):
+        """Config whose ``create_ssl_context`` installs the SNI recorder."""
+
+        def create_ssl_context(self) -> ssl.SSLContext | None:
+            context = super().create_ssl_context()
+            if context is not None:
+                context.sni_callback = record_sni
+            return context
+
+    return SniRecordingConfig()
+
+
 async def _serve(args: argparse.Namespace) -> None:
     """Child side: serve the ASGI app on the inherited socket until stdin EOF."""
     from hypercorn.asyncio import serve
-    from hypercorn.config import Config
 
     from tests.peers.asgi_app import app
 
-    config = Config()
+    config = _sni_recording_config()
     config.bind = [f"fd://{args.fd}"]
     config.certfile = args.certfile
     config.keyfile = args.keyfile
