@@ -780,3 +780,57 @@ async def test_concurrent_requests_share_an_http2_tunnel(
         )
         assert {r.extensions["http_version"] for r in responses} == {b"HTTP/2"}
         assert len(pool.connections) == 1
+
+
+@pytest.mark.parametrize("stage", ["connect", "socks"])
+async def test_cancelled_during_the_proxy_handshake(
+    stage: str, hypercorn_tls: HypercornPeer, ssl_context: ssl.SSLContext
+) -> None:
+    """Cancelling while CONNECT or the SOCKS handshake waits leaves no
+    connection, no slot and no open socket (warnings are errors here)."""
+
+    async def mute_socks(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readexactly(3)
+        await asyncio.sleep(10)
+
+    async with contextlib.AsyncExitStack() as stack:
+        if stage == "connect":
+            server = await stack.enter_async_context(proxy_server(mode="never_answer"))
+            proxy = aio.Proxy(server.url)
+        else:
+            scripted = await stack.enter_async_context(scripted_server(mute_socks))
+            proxy = aio.Proxy(f"socks5h://127.0.0.1:{scripted.port}")
+        pool = await stack.enter_async_context(
+            aio.AsyncConnectionPool(proxy=proxy, ssl_context=ssl_context)
+        )
+        task = asyncio.create_task(pool.request("GET", hypercorn_tls.url + "/"))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert pool.connections == []
+        assert "Requests: 0 active, 0 queued" in repr(pool)
+
+
+async def test_uds_reaches_the_proxy(uds_path: str) -> None:
+    """uds= connects to the proxy over a Unix socket; the request is still in
+    absolute form for the origin."""
+
+    async def forward_proxy(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if await read_head(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async with (
+        scripted_server(forward_proxy, uds_path=uds_path) as server,
+        aio.AsyncHTTPProxy("http://proxy.invalid:3128", uds=uds_path) as pool,
+    ):
+        response = await pool.request("GET", "http://origin.test:8080/path")
+        assert response.content == b"ok"
+        assert server.received[0].startswith(
+            b"GET http://origin.test:8080/path HTTP/1.1\r\n"
+        )

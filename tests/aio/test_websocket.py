@@ -462,3 +462,34 @@ async def test_error_in_the_block_drops_the_connection() -> None:
                     raise RuntimeError("boom")
             assert_no_connection_left(pool)
     assert closes == [1006]
+
+
+@pytest.mark.parametrize("via", ["tinyproxy", "socks5h"])
+@pytest.mark.parametrize("tls", [False, True])
+async def test_echo_through_a_proxy(
+    via: str,
+    tls: bool,
+    request: pytest.FixtureRequest,
+    server_ssl_context: ssl.SSLContext,
+    ssl_context: ssl.SSLContext,
+) -> None:
+    """ws:// and wss:// through a CONNECT tunnel (tinyproxy) and SOCKS5
+    (microsocks): the upgrade happens inside the tunnel, and the example talks
+    WebSocket on the network stream it gets back."""
+    peer = request.getfixturevalue("tinyproxy" if via == "tinyproxy" else "microsocks")
+    proxy_url = peer.url if via == "tinyproxy" else f"socks5h://127.0.0.1:{peer.port}"
+    async with (
+        websockets_server(echo, ssl=server_ssl_context if tls else None) as port,
+        aio.AsyncConnectionPool(
+            ssl_context=ssl_context, proxy=aio.Proxy(proxy_url)
+        ) as pool,
+    ):
+        scheme = "wss" if tls else "ws"
+        async with connect_websocket(
+            pool, f"{scheme}://localhost:{port}/", extensions={"timeout": {"read": 5}}
+        ) as ws:
+            await ws.send_text("through the proxy")
+            assert await asyncio.wait_for(ws.receive(), 5) == "through the proxy"
+            await ws.send_bytes(b"\x00\x01")
+            assert await asyncio.wait_for(ws.receive(), 5) == b"\x00\x01"
+        assert pool.connections == []
