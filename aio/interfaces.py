@@ -104,14 +104,14 @@ class AsyncRequestInterface:
         extensions: Extensions | None,
     ) -> Request:
         url = enforce_url(url, name="url")
-        return Request(
-            method=enforce_bytes(method, name="method"),
-            url=url,
-            headers=include_request_headers(
+        return Request._with_checked_headers(
+            enforce_bytes(method, name="method"),
+            url,
+            include_request_headers(
                 normalize_headers(headers), url=url, content=content
             ),
-            content=content,
-            extensions=extensions,
+            content,
+            extensions,
         )
 
     async def handle_async_request(self, request: Request) -> Response:

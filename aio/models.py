@@ -126,9 +126,40 @@ class Request:
         content: Content = None,
         extensions: Extensions | None = None,
     ) -> None:
-        self.method: bytes = validate_method(enforce_bytes(method, name="method"))
-        self.url: URL = enforce_url(url, name="url")
-        self.headers: Headers = normalize_headers(headers)
+        self._setup(
+            enforce_bytes(method, name="method"),
+            enforce_url(url, name="url"),
+            normalize_headers(headers),
+            content,
+            extensions,
+        )
+
+    @classmethod
+    def _with_checked_headers(
+        cls,
+        method: bytes,
+        url: URL,
+        headers: Headers,
+        content: Content,
+        extensions: Extensions | None,
+    ) -> Request:
+        """A request whose ``headers`` came from ``normalize_headers()`` (so they
+        are not validated twice on the ``request()`` / ``stream()`` path)."""
+        request = cls.__new__(cls)
+        request._setup(method, url, headers, content, extensions)
+        return request
+
+    def _setup(
+        self,
+        method: bytes,
+        url: URL,
+        headers: Headers,
+        content: Content,
+        extensions: Extensions | None,
+    ) -> None:
+        self.method: bytes = validate_method(method)
+        self.url: URL = url
+        self.headers: Headers = headers
         self.stream = _enforce_stream(content, name="content")
         self.extensions: Extensions = {} if extensions is None else extensions
         if "target" in self.extensions:

@@ -33,7 +33,6 @@ class Trace:
     __slots__ = (
         "_callback",
         "_debug",
-        "_event",
         "_logger",
         "_name",
         "kwargs",
@@ -51,13 +50,13 @@ class Trace:
         self._logger = logger
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self._name = name
-        self._event = f"{logger.name.rsplit('.', 1)[-1]}.{name}"
         self.kwargs = kwargs if kwargs is not None else {}
         self.return_value: Any = None
 
     async def _emit(self, suffix: str, info: dict[str, Any]) -> None:
         if self._callback is not None:
-            result = self._callback(f"{self._event}.{suffix}", info)
+            prefix = self._logger.name.rsplit(".", 1)[-1]
+            result = self._callback(f"{prefix}.{self._name}.{suffix}", info)
             if inspect.isawaitable(result):
                 await result
         if self._debug:

@@ -85,6 +85,52 @@ class Origin:
         return f"{scheme}://{host}:{self.port}"
 
 
+_Parts = tuple[bytes, bytes, int | None, bytes]
+
+# The shape nearly every request URL has: a lowercase scheme, a host of
+# unreserved characters or a bracketed IPv6 literal, a port, then a path and
+# query of visible ASCII. Parsed by one regex; anything else (userinfo,
+# percent-encoded or uppercase schemes, spaces...) goes through urllib, and a
+# differential test checks that both give the same parts.
+_SIMPLE_URL = re.compile(
+    rb"(https?|wss?)://([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+    rb"([/][\x21-\x22\x24-\x3e\x40-\x7e]*)?(?:\?([\x21-\x22\x24-\x7e]*))?"
+    rb"(?:#[\x21-\x7e]*)?"
+)
+
+
+def _parse_simple(raw: bytes) -> _Parts | None:
+    """Parts of a URL of the common shape, or None to use :func:`_parse`."""
+    match = _SIMPLE_URL.fullmatch(raw)
+    if match is None:
+        return None
+    scheme, host, port_digits, path, query = match.groups()
+    port = None
+    if port_digits is not None:
+        port = int(port_digits)
+        if port > 65535:
+            return None  # urllib's error message
+    if host[0] == 0x5B:  # "[": urllib strips the brackets of an IPv6 literal
+        host = host[1:-1]
+    target = (path or b"/") + (b"?" + query if query else b"")
+    return scheme, host.lower(), port, target
+
+
+def _parse(raw: bytes) -> _Parts:
+    """Parts of any URL, by urllib (``urlsplit``: ``;params`` stay in the path)."""
+    # urllib silently deletes TAB, CR and LF (WHATWG URL rules); a URL that
+    # contains them is refused rather than quietly rewritten.
+    if _STRIPPED_BY_URLLIB.search(raw):
+        raise LocalProtocolError(f"invalid URL {raw!r}: TAB, CR and LF are not allowed")
+    parsed = urllib.parse.urlsplit(raw)
+    try:
+        port = parsed.port
+    except ValueError as exc:
+        raise LocalProtocolError(f"invalid URL port: {exc}") from exc
+    target = (parsed.path or b"/") + (b"?" + parsed.query if parsed.query else b"")
+    return parsed.scheme, parsed.hostname or b"", port, target
+
+
 class URL:
     """A request URL, either parsed from a string or built from its parts.
 
@@ -113,23 +159,11 @@ class URL:
     ) -> None:
         if url:
             raw = enforce_bytes(url, name="url")
-            # urllib silently deletes TAB, CR and LF (WHATWG URL rules); a URL
-            # that contains them is refused rather than quietly rewritten.
-            if _STRIPPED_BY_URLLIB.search(raw):
-                raise LocalProtocolError(
-                    f"invalid URL {raw!r}: TAB, CR and LF are not allowed"
-                )
-            parsed = urllib.parse.urlparse(raw)
-            self.scheme = enforce_bytes(scheme, name="scheme") or parsed.scheme
-            self.host = enforce_bytes(host, name="host") or parsed.hostname or b""
-            try:
-                parsed_port = parsed.port
-            except ValueError as exc:
-                raise LocalProtocolError(f"invalid URL port: {exc}") from exc
-            self.port = port or parsed_port
-            self.target = enforce_bytes(target, name="target") or (
-                (parsed.path or b"/") + (b"?" + parsed.query if parsed.query else b"")
-            )
+            parts = _parse_simple(raw) or _parse(raw)
+            self.scheme = enforce_bytes(scheme, name="scheme") or parts[0]
+            self.host = enforce_bytes(host, name="host") or parts[1]
+            self.port = port or parts[2]
+            self.target = enforce_bytes(target, name="target") or parts[3]
         else:
             self.scheme = enforce_bytes(scheme, name="scheme")
             self.host = enforce_bytes(host, name="host")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sansio import (
     DEFAULT_PORTS,
@@ -13,6 +15,7 @@ from sansio import (
     host_header_value,
     validate_sni_hostname,
 )
+from sansio.urls import _parse, _parse_simple
 
 # -- parsing -------------------------------------------------------------------
 
@@ -372,3 +375,57 @@ def test_sni_hostname_label_rules(name: str) -> None:
 def test_sni_hostname_allows_one_trailing_dot() -> None:
     """A fully qualified name with its root dot is a valid host name."""
     assert validate_sni_hostname("example.com.") == "example.com."
+
+
+# -- the regex fast path against urllib -----------------------------------------
+
+_URL_CHARS = st.sampled_from(
+    [chr(c) for c in range(0x20, 0x7F)] + ["\t", "\x00", "\x80", "\xff"]
+)
+_URL_PIECES = st.lists(
+    st.one_of(
+        st.sampled_from(
+            ["http://", "https://", "ws://", "wss://", "HTTP://", "ftp://", "//"]
+        ),
+        st.sampled_from(["[", "]", "::1", ":", "@", "#", "?", "/", ";", "%41", "."]),
+        st.sampled_from(["example.com", "EXAMPLE.org", "127.0.0.1", "[::1]"]),
+        st.integers(min_value=0, max_value=99999).map(lambda port: f":{port}"),
+        st.text(_URL_CHARS, max_size=6),
+    ),
+    max_size=8,
+)
+
+
+@given(_URL_PIECES)
+@settings(max_examples=3000, deadline=None)
+def test_fast_url_parse_agrees_with_urllib(pieces: list[str]) -> None:
+    """Whatever the regex path accepts, it parses exactly as the urllib path."""
+    raw = "".join(pieces).encode("latin-1")
+    fast = _parse_simple(raw)
+    if fast is None:
+        return
+    assert fast == _parse(raw)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/",
+        "https://example.com:8443/a/b?c=d&e=%20f",
+        "http://127.0.0.1:8080",
+        "wss://[::1]:443/chat#top",
+        "https://Sub.Example.COM/p;params?q",
+    ],
+)
+def test_common_urls_take_the_fast_path(url: str) -> None:
+    """Typical request URLs never reach urllib (and agree with it)."""
+    fast = _parse_simple(url.encode())
+    assert fast is not None
+    assert fast == _parse(url.encode())
+
+
+def test_path_params_are_kept() -> None:
+    """``;params`` belong to the path (RFC 3986 §3.3); httpcore's urlparse drops
+    them, urlsplit keeps them, on both parsing paths."""
+    assert URL(b"http://h/a;jsessionid=1/b").target == b"/a;jsessionid=1/b"
+    assert URL(b"HTTP://h/a;x?y").target == b"/a;x?y"  # urllib path (uppercase)
