@@ -12,6 +12,7 @@ consistent: no connection stuck CONNECTING, no slot leaked, no socket left open.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -42,8 +43,11 @@ from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
 from .models import ByteStream, Proxy, Request, Response, check_scheme
 from .proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
 from .socks import AsyncSocks5Connection
+from .trace import Trace
 
 __all__ = ["AsyncConnectionPool", "AsyncHTTPProxy", "AsyncSOCKSProxy"]
+
+logger = logging.getLogger(__name__)
 
 # RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
@@ -126,6 +130,15 @@ class AsyncConnectionPool(AsyncRequestInterface):
         """A copy of the pool's connections, oldest first."""
         return list(self._connections.values())
 
+    def stats(self) -> dict[str, int]:
+        """A snapshot of the pool, from its own bookkeeping (O(connections)).
+
+        Keys: ``connections_connecting``, ``connections_active`` (carrying a
+        request), ``connections_idle``, ``requests_active`` (holding a
+        connection) and ``requests_waiting`` (queued for one).
+        """
+        return self._state.counts()
+
     async def handle_async_request(self, request: Request) -> Response:
         """Send ``request`` on a pooled connection; return once its head arrived.
 
@@ -143,7 +156,8 @@ class AsyncConnectionPool(AsyncRequestInterface):
             raise RuntimeError("The connection pool is closed.")
         timeout = request.extensions.get("timeout", {}).get("pool")
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        arrived = loop.time()
+        deadline = None if timeout is None else arrived + timeout
         key = self._key(request)
         shared = self._http2 and (key[0] in TLS_SCHEMES or not self._http1)
         if shared and key[0] == b"http" and self._forwards_http:
@@ -155,9 +169,18 @@ class AsyncConnectionPool(AsyncRequestInterface):
         retried = False
         while True:
             try:
-                connection_id, reused = await self._acquire(
-                    request_id, actions, deadline, timeout
-                )
+                async with Trace(
+                    "acquire_connection", logger, request, {"request": request}
+                ) as trace:
+                    connection_id, reused = await self._acquire(
+                        request_id, actions, deadline, timeout
+                    )
+                    if trace.active:
+                        trace.return_value = {
+                            "connection": self._connections[connection_id],
+                            "reused": connection_id not in self._unannounced,
+                            "waited": loop.time() - arrived,
+                        }
             except BaseException:
                 now = time.monotonic()
                 if state.request_state(request_id) is PoolRequestState.ACTIVE:

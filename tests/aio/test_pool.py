@@ -422,3 +422,97 @@ async def test_pool_timeout_is_one_deadline_across_requeues(
             release.set()
             assert (await holder).content == b"held"
     assert 0.498 <= elapsed < 0.75
+
+
+async def test_pool_trace_events_say_opened_reused_and_waited(
+    hypercorn_plain: HypercornPeer,
+) -> None:
+    """pool.acquire_connection reports the connection, whether it was reused
+    and how long the request waited for it."""
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def trace(name: str, info: dict[str, Any]) -> None:
+        if name.startswith("pool."):
+            events.append((name, info))
+
+    url = hypercorn_plain.url + "/"
+    async with aio.AsyncConnectionPool(max_connections=1) as pool:
+        await pool.request("GET", url, extensions={"trace": trace})
+        await pool.request("GET", url, extensions={"trace": trace})
+        first, second = events[1][1]["return_value"], events[3][1]["return_value"]
+        assert [name for name, _ in events] == [
+            "pool.acquire_connection.started",
+            "pool.acquire_connection.complete",
+        ] * 2
+        assert first["reused"] is False
+        assert second["reused"] is True
+        assert first["connection"] is second["connection"] is pool.connections[0]
+        events.clear()
+        async with pool.stream("GET", url) as held:
+            waiter = asyncio.create_task(
+                pool.request("GET", url, extensions={"trace": trace})
+            )
+            await asyncio.sleep(0.2)
+            assert pool.stats()["requests_waiting"] == 1
+            await held.aread()
+        await waiter
+    waited = events[1][1]["return_value"]["waited"]
+    assert 0.19 <= waited < 2.0
+
+
+async def test_pool_acquire_failure_is_traced() -> None:
+    """A pool timeout ends the event with .failed and the exception."""
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def trace(name: str, info: dict[str, Any]) -> None:
+        if name.startswith("pool."):
+            events.append((name, info))
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(5)
+
+    async with tolerant_server(hold) as server:
+        async with aio.AsyncConnectionPool(max_connections=1) as pool:
+            first = asyncio.create_task(pool.request("GET", server.url + "/"))
+            await asyncio.sleep(0.1)
+            with pytest.raises(aio.PoolTimeout):
+                await pool.request(
+                    "GET",
+                    server.url + "/",
+                    extensions={"trace": trace, "timeout": {"pool": 0.1}},
+                )
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+    assert [name for name, _ in events] == [
+        "pool.acquire_connection.started",
+        "pool.acquire_connection.failed",
+    ]
+    assert isinstance(events[1][1]["exception"], aio.PoolTimeout)
+
+
+async def test_stats_snapshot(
+    hypercorn_h2_tls: HypercornPeer, h2_context: ssl.SSLContext
+) -> None:
+    """stats(): connections by state, requests holding or waiting for one."""
+    async with aio.AsyncConnectionPool(ssl_context=h2_context, http2=True) as pool:
+        assert pool.stats() == {
+            "connections_connecting": 0,
+            "connections_active": 0,
+            "connections_idle": 0,
+            "requests_active": 0,
+            "requests_waiting": 0,
+        }
+        async with (
+            pool.stream("GET", hypercorn_h2_tls.url + "/") as one,
+            pool.stream("GET", hypercorn_h2_tls.url + "/") as two,
+        ):
+            stats = pool.stats()
+            assert stats["connections_active"] == 1  # one HTTP/2 connection
+            assert stats["requests_active"] == 2
+            await one.aread()
+            await two.aread()
+        stats = pool.stats()
+        assert stats["connections_idle"] == 1
+        assert stats["requests_active"] == 0
