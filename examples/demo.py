@@ -21,8 +21,10 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 import aio
+import aio.cli
 
 CERTS = pathlib.Path(__file__).resolve().parent.parent / "certs"
+SNI_NAME = "sni.wireline.test"  # in the test certificate, not in the URL
 SNI_SEEN: list[str | None] = []
 
 
@@ -114,7 +116,7 @@ async def main() -> None:
                 extensions={
                     "trace": trace,
                     "timeout": {"connect": 5.0, "read": 5.0, "write": 5.0},
-                    "sni_hostname": "sni.wireline.test",
+                    "sni_hostname": SNI_NAME,
                 },
             )
             stream = response.extensions["network_stream"]
@@ -161,6 +163,15 @@ async def main() -> None:
                     f" body={response.content.decode()}"
                 )
             print(f"connection: {conn!r}")
+
+        print(
+            "\nThe command line, `python -m aio URL --http2 --cacert certs/ca.pem -v`:"
+        )
+        # The CLI runs its own event loop, so it gets a thread of its own.
+        argv = [f"https://127.0.0.1:{port}/cli", "--http2", "-v"]
+        argv += ["--cacert", str(CERTS / "ca.pem"), "--sni-hostname", SNI_NAME]
+        exit_code = await asyncio.to_thread(aio.cli.main, argv)
+        print(f"\n(exit code {exit_code})")
     print("\nserver stopped")
 
 
