@@ -201,16 +201,6 @@ class AsyncHTTP11Connection(ProtocolConnection):
         assert switched is None or isinstance(switched, ProtocolSwitched)
         return event, switched
 
-    async def _receive_response_body(self, request: Request) -> AsyncIterator[bytes]:
-        if self._h11.state is HTTP11ConnectionState.SWITCHED and not self._events:
-            return  # the bytes after a 101 / CONNECT belong to network_stream
-        while True:
-            event = await self._next_event(request)
-            if type(event) is DataReceived:
-                yield event.data
-            elif type(event) is ResponseComplete:
-                return
-
     # -- lifecycle -----------------------------------------------------------
 
     def _response_closed(self) -> None:
@@ -273,10 +263,21 @@ class HTTP11ConnectionByteStream:
         kwargs = {"request": self._request}
         try:
             async with Trace("receive_response_body", logger, self._request, kwargs):
-                async for chunk in self._connection._receive_response_body(
-                    self._request
+                # The body loop is inlined here: one async generator per body
+                # rather than two (this runs for every response).
+                connection = self._connection
+                request = self._request
+                if (
+                    connection._h11.state is HTTP11ConnectionState.SWITCHED
+                    and not connection._events
                 ):
-                    yield chunk
+                    return  # the bytes after a 101 / CONNECT belong to network_stream
+                while True:
+                    event = await connection._next_event(request)
+                    if type(event) is DataReceived:
+                        yield event.data
+                    elif type(event) is ResponseComplete:
+                        return
         except BaseException:
             # Whatever broke the body (I/O, protocol, cancellation, or the
             # consumer leaving), the connection cannot carry another request.

@@ -248,7 +248,11 @@ class Response:
     async def aread(self) -> bytes:
         """Read the whole body (once; later calls return the same bytes)."""
         if self._content is None:
-            self._content = b"".join([part async for part in self.aiter_stream()])
+            self._check_streamable()
+            self._stream_consumed = True
+            stream = self.stream
+            assert isinstance(stream, AsyncIterable)
+            self._content = b"".join([part async for part in stream])
         return self._content
 
     async def aiter_stream(self) -> AsyncIterator[bytes]:
@@ -257,6 +261,12 @@ class Response:
         Raises:
             RuntimeError: The body was already iterated, or is sync-only.
         """
+        self._check_streamable()
+        self._stream_consumed = True
+        async for chunk in self.stream:  # type: ignore[union-attr]
+            yield chunk
+
+    def _check_streamable(self) -> None:
         if not isinstance(self.stream, AsyncIterable):
             raise RuntimeError(
                 "Attempted to stream a synchronous response using 'async for ... "
@@ -267,9 +277,6 @@ class Response:
                 "Attempted to call 'async for ... in response.aiter_stream()' "
                 "more than once."
             )
-        self._stream_consumed = True
-        async for chunk in self.stream:
-            yield chunk
 
     async def aclose(self) -> None:
         """Release the connection the response was read from."""

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
 from sansio.headers import HeaderInput
 from sansio.pool import (
@@ -526,8 +526,10 @@ class PoolByteStream:
         self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        stream = self._response.stream
+        assert isinstance(stream, AsyncIterable)  # a connection's own body
         try:
-            async for chunk in self._response.aiter_stream():
+            async for chunk in stream:  # not aiter_stream(): one generator less
                 yield chunk
         except BaseException:
             await self.aclose()
