@@ -36,6 +36,7 @@ from .proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
 from .socks import AsyncSocks5Connection
 from .streams import AsyncIOStream, AsyncNetworkStream
 from .tls import default_ssl_context
+from .trace import TraceInfo
 
 __all__ = [
     "SOCKET_OPTION",
@@ -73,6 +74,7 @@ __all__ = [
     "Request",
     "Response",
     "TimeoutException",
+    "TraceInfo",
     "UnsupportedProtocol",
     "WriteError",
     "WriteTimeout",

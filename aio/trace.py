@@ -2,20 +2,35 @@
 
 Each traced step reports ``{prefix}.{step}.started`` with its keyword arguments,
 then ``.complete`` with ``{"return_value": ...}`` or ``.failed`` with
-``{"exception": ...}`` (cancellation included). The prefix is the last part of
-the logger name, so the ``aio.http11`` logger yields ``http11.*`` events exactly
-as httpcore names them. Callbacks may be plain functions or coroutine functions
-(httpcore accepts only the latter on its async path).
+``{"exception": ...}`` (cancellation included); each info dict is a
+:class:`TraceInfo` carrying the event's ``time.monotonic()`` timestamp. The
+prefix is the last part of the logger name, so the ``aio.http11`` logger yields
+``http11.*`` events exactly as httpcore names them. Callbacks may be plain
+functions or coroutine functions (httpcore accepts only the latter on its async
+path).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import time
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Trace"]
+__all__ = ["Trace", "TraceInfo"]
+
+
+class TraceInfo(dict[str, Any]):
+    """The ``info`` a trace callback receives: a plain dict with httpcore's
+    keys, plus ``.timestamp``, the ``time.monotonic()`` reading taken when the
+    event fired (so callbacks need not time events themselves)."""
+
+    __slots__ = ("timestamp",)
+
+    def __init__(self, info: dict[str, Any], timestamp: float) -> None:
+        super().__init__(info)
+        self.timestamp = timestamp
 
 
 class Trace:
@@ -56,7 +71,9 @@ class Trace:
     async def _emit(self, suffix: str, info: dict[str, Any]) -> None:
         if self._callback is not None:
             prefix = self._logger.name.rsplit(".", 1)[-1]
-            result = self._callback(f"{prefix}.{self._name}.{suffix}", info)
+            result = self._callback(
+                f"{prefix}.{self._name}.{suffix}", TraceInfo(info, time.monotonic())
+            )
             if inspect.isawaitable(result):
                 await result
         if self._debug:

@@ -658,3 +658,26 @@ async def test_callers_ssl_context_is_not_mutated(
             assert ssl_object.context is ssl_context
             assert ssl_object.selected_alpn_protocol() is None
             await response.aread()
+
+
+async def test_every_trace_event_carries_a_monotonic_timestamp(
+    hypercorn_plain: HypercornPeer,
+) -> None:
+    """info is a plain dict with httpcore's keys, plus .timestamp, taken when the
+    event fired: non-decreasing and within the request's span."""
+    stamps: list[float] = []
+
+    def trace(name: str, info: dict[str, Any]) -> None:
+        assert isinstance(info, aio.TraceInfo)
+        stamps.append(info.timestamp)
+
+    before = time.monotonic()
+    async with aio.AsyncConnectionPool() as pool:
+        await pool.request(
+            "GET", hypercorn_plain.url + "/", extensions={"trace": trace}
+        )
+    after = time.monotonic()
+    assert len(stamps) >= 14
+    assert stamps == sorted(stamps)
+    assert before <= stamps[0]
+    assert stamps[-1] <= after
