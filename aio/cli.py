@@ -695,8 +695,10 @@ class Tracer:
             self._stderr.flush()
 
     def _json(self, name: str, info: dict[str, Any]) -> None:
+        # The event's own timestamp (TraceInfo), not the time we got to it.
+        fired = getattr(info, "timestamp", None) or time.monotonic()
         event = {
-            "t": round(time.monotonic() - self._start, 6),
+            "t": round(fired - self._start, 6),
             "event": name,
             "info": json_safe(info),
         }
