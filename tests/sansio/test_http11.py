@@ -17,6 +17,7 @@ from typing import Any
 import h11
 import pytest
 
+import sansio.http11
 from sansio import (
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_HEADER_COUNT,
@@ -41,6 +42,15 @@ CLOSED = HTTP11ConnectionState.CLOSED
 ERROR = HTTP11ConnectionState.ERROR
 
 HOST = (b"Host", b"example.com")
+
+
+@pytest.fixture(autouse=True, params=["fast", "h11"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs twice: on the fast path (the default) and on h11
+    alone, the reference; the same assertions hold for both (differential)."""
+    monkeypatch.setattr(sansio.http11, "FAST_PATH", request.param == "fast")
+    return str(request.param)
+
 
 # Splitting strategies: tests/sansio/splitting.py.
 

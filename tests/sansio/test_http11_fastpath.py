@@ -1,0 +1,225 @@
+"""The HTTP/1.1 fast path against h11, the reference: the same request bytes,
+and for any response, fed in any split, the same events, errors and states.
+
+``test_http11.py`` runs all its vectors on both paths; this module adds
+hypothesis-made exchanges (valid, odd and hostile) and checks that the fast
+path really carries the common case without h11.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+
+import h11
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sansio import (
+    DataReceived,
+    Event,
+    HTTP11ConnectionState,
+    HTTP11State,
+    LocalProtocolError,
+    RemoteProtocolError,
+    ResponseComplete,
+    ResponseReceived,
+)
+from tests.sansio.splitting import merge_data
+
+HOST = (b"Host", b"example.com")
+
+
+@dataclass
+class Outcome:
+    """What one engine made of an exchange."""
+
+    sent: bytes
+    events: list[Event]
+    error: tuple[type[Exception], str] | None
+    state: HTTP11ConnectionState
+
+
+def run(
+    *,
+    fast: bool,
+    method: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: list[bytes],
+    response: bytes,
+    cuts: list[int],
+    eof: bool,
+) -> Outcome:
+    """Send the request, feed ``response`` cut at ``cuts`` (then EOF)."""
+    state = HTTP11State(fast_path=fast)
+    events: list[Event] = []
+    error = None
+    sent = b""
+    try:
+        state.send_request(method, b"/", headers)
+        for piece in body:
+            state.send_body(piece)
+        state.end_request()
+        sent = state.data_to_send()
+        bounds = [0, *sorted(set(cuts)), len(response)]
+        for start, end in itertools.pairwise(bounds):
+            if end > start:
+                events.extend(state.receive_data(response[start:end]))
+        if eof:
+            events.extend(state.receive_eof())
+    except (LocalProtocolError, RemoteProtocolError) as exc:
+        error = (type(exc), str(exc))
+        sent = sent or state.data_to_send()
+    if error is None and state.pending_error is not None:
+        # Found after events that were returned: raised on the next call.
+        error = (type(state.pending_error), str(state.pending_error))
+    return Outcome(sent, merge_data(events), error, state.state)
+
+
+STATUS_LINES = [
+    b"HTTP/1.1 200 OK",
+    b"HTTP/1.1 200 ",
+    b"HTTP/1.1 200",
+    b"HTTP/1.0 200 OK",
+    b"HTTP/1.1 204 No Content",
+    b"HTTP/1.1 304 Not Modified",
+    b"HTTP/1.1 404 Not Found",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK",
+    b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK",
+    b"HTTP/1.1 101 Switching Protocols",
+    b"HTTP/2.0 200 OK",
+    b"HTTP/1.1 099 Low",
+    b"HTTP/1.1 2000 Long",
+    b"HTTP/1.1 200 R\xe9sum\xe9",
+    b"HTTP/1.1 200 tab\there",
+    b"HTTP/1.1  200 OK",
+    b"garbage",
+    b"",
+]
+FIELDS = [
+    b"Content-Type: text/plain",
+    b"X-Empty:",
+    b"X-Spaces:   padded   ",
+    b"X-Tab:\tvalue",
+    b"Connection: close",
+    b"Connection: keep-alive",
+    b"connection: Keep-Alive, CLOSE",
+    b"Transfer-Encoding: chunked",
+    b"Transfer-Encoding: gzip, chunked",
+    b"Content-Length: 0",
+    b"Content-Length: 5",
+    b"Content-Length: 12",
+    b"Content-Length: 5, 5",
+    b"Content-Length: +5",
+    b"Content-Length: 99999999999999999999999",
+    b"X-Obs: a\r\n folded",
+    b"X-Bare-LF: a\nX-Next: b",
+    b"X-Latin: caf\xe9",
+    b"X-Nul: a\x00b",
+    b"Bad Name: x",
+    b": no name",
+    b"no-colon",
+]
+
+
+@st.composite
+def exchanges(draw: st.DrawFn) -> dict[str, object]:
+    """A request and a response, valid or not, with a way to cut it."""
+    method = draw(st.sampled_from([b"GET", b"HEAD", b"POST"]))
+    headers = [HOST]
+    body: list[bytes] = []
+    if method == b"POST":
+        kind = draw(st.sampled_from(["length", "chunked", "none"]))
+        pieces = draw(st.lists(st.binary(min_size=1, max_size=5), max_size=3))
+        if kind == "length":
+            headers.append((b"Content-Length", b"%d" % sum(map(len, pieces))))
+            body = pieces
+        elif kind == "chunked":
+            headers.append((b"Transfer-Encoding", b"chunked"))
+            body = pieces
+    if draw(st.booleans()):
+        headers.append((b"Connection", draw(st.sampled_from([b"close", b"x"]))))
+    status = draw(st.sampled_from(STATUS_LINES))
+    fields = draw(st.lists(st.sampled_from(FIELDS), max_size=4))
+    payload = draw(st.binary(max_size=20))
+    if b"Transfer-Encoding: chunked" in fields and draw(st.booleans()):
+        payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
+    head = b"\r\n".join([status, *fields]) + b"\r\n\r\n"
+    if draw(st.booleans()):
+        head = head.replace(b"\r\n", b"\n")
+    response = head + payload + draw(st.sampled_from([b"", b"HTTP/1.1 200 OK\r\n"]))
+    cuts = draw(st.lists(st.integers(0, len(response)), max_size=6))
+    return {
+        "method": method,
+        "headers": headers,
+        "body": body,
+        "response": response,
+        "cuts": cuts,
+        "eof": draw(st.booleans()),
+    }
+
+
+@given(exchanges())
+@settings(max_examples=2000, deadline=None)
+def test_fast_path_agrees_with_h11(exchange: dict[str, object]) -> None:
+    """Same bytes on the wire, same events, same error, same final state."""
+    fast = run(fast=True, **exchange)  # type: ignore[arg-type]
+    reference = run(fast=False, **exchange)  # type: ignore[arg-type]
+    assert fast == reference
+
+
+# -- the fast path is really taken ---------------------------------------------
+
+
+def test_common_exchange_never_touches_h11() -> None:
+    """A GET and a POST with Content-Length, answered with Content-Length, on a
+    kept-alive connection: h11 stays idle throughout."""
+    state = HTTP11State()
+    for method, body in ((b"GET", b""), (b"POST", b"hello")):
+        headers = [HOST, (b"Content-Length", b"%d" % len(body))] if body else [HOST]
+        state.send_request(method, b"/p", headers)
+        state.send_body(body)
+        state.end_request()
+        assert state.data_to_send().startswith(method + b" /p HTTP/1.1\r\nHost:")
+        events = state.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+        assert [type(event) for event in events] == [
+            ResponseReceived,
+            DataReceived,
+            ResponseComplete,
+        ]
+        assert state.state is HTTP11ConnectionState.IDLE
+        assert state._h11.our_state is h11.IDLE
+        assert state._h11.their_state is h11.IDLE
+
+
+def test_chunked_response_falls_back_before_any_event() -> None:
+    """A chunked response is h11's: the head is replayed, nothing is lost."""
+    state = HTTP11State()
+    state.send_request(b"GET", b"/", [HOST])
+    state.end_request()
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    events = state.receive_data(head + b"3\r\nabc\r\n0\r\n\r\n")
+    assert merge_data(events)[1] == DataReceived(stream_id=1, data=b"abc")
+    assert state.state is HTTP11ConnectionState.IDLE
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_large_body_in_random_reads(seed: int) -> None:
+    """A 1 MiB Content-Length body in random reads arrives whole, once."""
+    rng = random.Random(seed)
+    body = rng.randbytes(2**20)
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    state = HTTP11State()
+    state.send_request(b"GET", b"/", [HOST])
+    state.end_request()
+    events: list[Event] = []
+    position = 0
+    while position < len(response):
+        size = rng.randint(1, 70_000)
+        events.extend(state.receive_data(response[position : position + size]))
+        position += size
+    merged = merge_data(events)
+    assert merged[1] == DataReceived(stream_id=1, data=body)
+    assert merged[2] == ResponseComplete(stream_id=1, reusable=True)
