@@ -178,13 +178,21 @@ class AsyncHTTP2Connection(ProtocolConnection):
             await self._wait_for_stream_slot()
             try:
                 return await self._exchange(request)
-            except _Refused:
-                # RFC 9113 §8.7: a refused stream was not processed at all, so
-                # it is safe to send again (here, when the body can be replayed).
+            except ConnectionNotAvailable as exc:
+                # RFC 9113 §8.7: a refused stream, or one above a GOAWAY's last
+                # stream id, was not processed: safe to send again, here or
+                # (ConnectionNotAvailable) on another connection, but only if
+                # the body can be replayed; a streamed one may be consumed.
+                if not isinstance(request.stream, ByteStream):
+                    raise RemoteProtocolError(
+                        "the server did not process the request (GOAWAY or "
+                        "REFUSED_STREAM), and its streamed body cannot be sent "
+                        "again"
+                    ) from exc
+                if not isinstance(exc, _Refused):
+                    raise
                 attempts += 1
-                if attempts >= MAX_REFUSED_RETRIES or not isinstance(
-                    request.stream, ByteStream
-                ):
+                if attempts >= MAX_REFUSED_RETRIES:
                     raise
 
     async def _exchange(self, request: Request) -> Response:

@@ -100,17 +100,36 @@ async def test_refused_stream_is_sent_again_on_the_same_connection() -> None:
         assert conn.info().endswith("Request Count: 1")
 
 
-async def test_refused_stream_with_a_streamed_body_is_not_sent_again() -> None:
-    """A refused request whose body cannot be replayed is ConnectionNotAvailable."""
+@pytest.mark.parametrize(
+    "frame",
+    [
+        hyperframe.frame.RstStreamFrame(1, error_code=7),  # REFUSED_STREAM
+        hyperframe.frame.GoAwayFrame(0, last_stream_id=0, error_code=0),
+    ],
+    ids=["refused", "goaway"],
+)
+async def test_unprocessed_request_with_a_streamed_body_is_not_sent_again(
+    frame: hyperframe.frame.Frame,
+) -> None:
+    """The server did not process the request, but its streamed body may be
+    consumed: a RemoteProtocolError saying so, not ConnectionNotAvailable (on
+    which a pool would resend the exhausted iterator), through the pool too."""
+    sent: list[int] = []
 
     async def body() -> Any:
+        sent.append(1)
         yield b"once"
 
-    reset = frames(hyperframe.frame.RstStreamFrame(1, error_code=7))
-    stream = aio.AsyncMockStream([SETTINGS, reset, b""])
+    script = [SETTINGS, frames(frame), b""]
+    stream = aio.AsyncMockStream(list(script))
     async with aio.AsyncHTTP2Connection(ORIGIN, stream) as conn:
-        with pytest.raises(aio.ConnectionNotAvailable):
+        with pytest.raises(aio.RemoteProtocolError, match="cannot be sent again"):
             await conn.request("POST", "https://example.com/", content=body())
+    backend = aio.AsyncMockBackend(script, http2=True)
+    async with aio.AsyncConnectionPool(network_backend=backend, http2=True) as pool:
+        with pytest.raises(aio.RemoteProtocolError, match="cannot be sent again"):
+            await pool.request("POST", "https://example.com/", content=body())
+    assert len(sent) <= 2  # each body iterated at most once, never resent
 
 
 async def test_trace_events_and_info_keys() -> None:
