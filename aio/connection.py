@@ -270,9 +270,11 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         if self._ssl_context is not None:
             return self._ssl_context
         # h2 first when allowed (httpcore offers it second, so servers that
-        # honour the client's order pick HTTP/1.1).
-        alpn: tuple[str, ...] = ("h2",) if self._http2 else ()
-        alpn += ("http/1.1",) if self._http1 else ()
+        # honour the client's order pick HTTP/1.1). Never for wss: a WebSocket
+        # Upgrade needs HTTP/1.1 (RFC 8441's HTTP/2 WebSockets are not spoken).
+        http2 = self._http2 and self._origin.scheme != b"wss"
+        alpn: tuple[str, ...] = ("h2",) if http2 else ()
+        alpn += ("http/1.1",) if self._http1 or not http2 else ()
         return _shared_ssl_context(alpn)
 
     # -- the pool's view -----------------------------------------------------

@@ -30,7 +30,7 @@ from sansio.pool import (
 from sansio.urls import URL, Origin, validate_sni_hostname
 
 from .backends import SOCKET_OPTION, AsyncIOBackend, AsyncNetworkBackend
-from .connection import TLS_SCHEMES, AsyncHTTPConnection
+from .connection import AsyncHTTPConnection
 from .exceptions import (
     ConnectionNotAvailable,
     PoolTimeout,
@@ -159,7 +159,8 @@ class AsyncConnectionPool(AsyncRequestInterface):
         arrived = loop.time()
         deadline = None if timeout is None else arrived + timeout
         key = self._key(request)
-        shared = self._http2 and (key[0] in TLS_SCHEMES or not self._http1)
+        # wss never offers h2 (a WebSocket Upgrade needs HTTP/1.1).
+        shared = self._http2 and (key[0] == b"https" or not self._http1)
         if shared and key[0] == b"http" and self._forwards_http:
             shared = False  # forwarded requests are HTTP/1.1
         state = self._state

@@ -4,6 +4,7 @@ its limits, and the pool bugs httpcore users met that we avoid by design."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from pathlib import Path
@@ -516,3 +517,29 @@ async def test_stats_snapshot(
         stats = pool.stats()
         assert stats["connections_idle"] == 1
         assert stats["requests_active"] == 0
+
+
+async def test_wss_never_negotiates_http2(
+    hypercorn_h2_tls: HypercornPeer,
+    certs_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A WebSocket Upgrade needs HTTP/1.1: wss:// offers no h2 in ALPN, even with
+    http2=True, while https:// to the same server speaks HTTP/2. (Our own
+    contexts, made to trust the test CA here, are the ones that set ALPN.)"""
+
+    def test_ca_context() -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=certs_dir / "ca.pem")
+
+    monkeypatch.setattr(aio.connection, "default_ssl_context", test_ca_context)
+    aio.connection._shared_ssl_context.cache_clear()
+    monkeypatch.setattr(
+        aio.connection,
+        "_shared_ssl_context",
+        functools.cache(aio.connection._shared_ssl_context.__wrapped__),
+    )
+    async with aio.AsyncConnectionPool(http2=True) as pool:
+        for scheme, version in (("https", b"HTTP/2"), ("wss", b"HTTP/1.1")):
+            url = f"{scheme}://localhost:{hypercorn_h2_tls.port}/"
+            async with pool.stream("GET", url) as response:
+                assert response.extensions["http_version"] == version
