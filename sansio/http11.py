@@ -519,12 +519,15 @@ class HTTP11State:
         buffer = fast.buffer
         start = len(buffer)
         buffer += data
-        newline = buffer.find(b"\n", start)
+        end = buffer.find(b"\r\n\r\n", max(0, start - 3))
+        # Bare LFs matter in the head only (h11 also ends lines and heads at
+        # one); the body that may follow in the same read is not looked at.
+        limit = len(buffer) if end < 0 else end + 4
+        newline = buffer.find(b"\n", start, limit)
         while newline >= 0:
             if newline == 0 or buffer[newline - 1] != 0x0D:
-                return self._fall_back()  # h11 also ends lines at a bare LF
-            newline = buffer.find(b"\n", newline + 1)
-        end = buffer.find(b"\r\n\r\n", max(0, start - 3))
+                return self._fall_back()
+            newline = buffer.find(b"\n", newline + 1, limit)
         if end < 0:
             if len(buffer) > self._max_header_bytes:
                 return self._fall_back()  # h11's limit checks report it

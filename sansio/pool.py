@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 __all__ = [
@@ -156,7 +156,9 @@ class PoolState:
         self._requests: dict[int, _Request] = {}
         self._keys: dict[PoolKey, _Key] = {}
         self._waiting: deque[int] = deque()  # every waiting request, FIFO
-        self._idle_lru: dict[int, None] = {}  # idle connections, oldest first
+        # Idle connections, oldest first; an OrderedDict so that the oldest is
+        # found in O(1) however many were removed from the front.
+        self._idle_lru: OrderedDict[int, None] = OrderedDict()
         self._open_count = 0  # connections not CLOSED
 
     # -- views ---------------------------------------------------------------
@@ -407,7 +409,9 @@ class PoolState:
     def expire(self, now: float) -> list[PoolAction]:
         """Close idle connections whose keep-alive expired (oldest first)."""
         actions: list[PoolAction] = []
-        for connection_id in list(self._idle_lru):
+        idle_lru = self._idle_lru
+        while idle_lru:  # O(expired), not O(idle): this runs on every request
+            connection_id = next(iter(idle_lru))
             connection = self._connections[connection_id]
             if connection.expires_at is None or connection.expires_at > now:
                 break  # the LRU is in idle-since order; later ones expire later

@@ -183,7 +183,10 @@ def test_common_exchange_never_touches_h11() -> None:
         state.send_body(body)
         state.end_request()
         assert state.data_to_send().startswith(method + b" /p HTTP/1.1\r\nHost:")
-        events = state.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+        # A body with bare LFs (as most text bodies have), in the head's read.
+        events = state.receive_data(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\na\nb\n\n"
+        )
         assert [type(event) for event in events] == [
             ResponseReceived,
             DataReceived,
@@ -192,6 +195,7 @@ def test_common_exchange_never_touches_h11() -> None:
         assert state.state is HTTP11ConnectionState.IDLE
         assert state._h11.our_state is h11.IDLE
         assert state._h11.their_state is h11.IDLE
+        assert state._h11.their_http_version is None  # h11 never saw a response
 
 
 def test_chunked_response_falls_back_before_any_event() -> None:
