@@ -35,6 +35,7 @@ check: install
 	$(BIN)/ruff format --check sansio aio tests examples certs
 	$(BIN)/ruff check sansio aio tests examples certs
 	$(BIN)/mypy
+	$(BIN)/mypy examples
 
 install-peers:
 	@missing=""; for binary in $(PEER_BINARIES); do \
@@ -56,3 +57,22 @@ format: install
 
 clean:
 	rm -rf $(VENV) certs/*.pem .mypy_cache .ruff_cache .pytest_cache
+
+# Benchmarks (bench/README.md): a separate virtualenv with the peer clients, nginx on
+# loopback. Not part of `make test`. BENCH_ARGS, e.g. BENCH_ARGS="--quick".
+BENCH_VENV  ?= .venv-bench
+BENCH_BIN   := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_ARGS  ?=
+
+.PHONY: bench
+
+bench: $(BENCH_STAMP) certs install-peers
+	$(BENCH_BIN)/python -m bench $(BENCH_ARGS)
+
+$(BENCH_STAMP): pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
+	$(BENCH_BIN)/python -m pip install --quiet --config-settings editable_mode=compat \
+		-e '.[uvloop]' -r bench/requirements.txt
+	touch $(BENCH_STAMP)

@@ -1,0 +1,7 @@
+"""wireline's benchmark suite (``make bench``): see bench/README.md.
+
+Modules: ``cli`` (plan, alternation, progress), ``worker`` (one measurement in a
+fresh process), ``scenarios`` (S1-S4), ``idle`` (RSS per idle connection, cost
+versus pool size), ``server`` (nginx on loopback), ``base``, ``clients``,
+``peers``, ``raw`` (the raw floor), ``naive`` (h11 / h2 alone), ``report``.
+"""
