@@ -32,8 +32,8 @@ demo: install certs
 	$(BIN)/python examples/demo.py
 
 check: install
-	$(BIN)/ruff format --check sansio aio tests examples certs
-	$(BIN)/ruff check sansio aio tests examples certs
+	$(BIN)/ruff format --check sansio aio tests examples certs bench
+	$(BIN)/ruff check sansio aio tests examples certs bench
 	$(BIN)/mypy
 	$(BIN)/mypy examples
 
@@ -52,8 +52,8 @@ pytest: install certs install-peers
 test: check pytest
 
 format: install
-	$(BIN)/ruff format sansio aio tests examples certs
-	$(BIN)/ruff check --fix sansio aio tests examples certs
+	$(BIN)/ruff format sansio aio tests examples certs bench
+	$(BIN)/ruff check --fix sansio aio tests examples certs bench
 
 clean:
 	rm -rf $(VENV) certs/*.pem .mypy_cache .ruff_cache .pytest_cache
