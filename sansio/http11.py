@@ -132,11 +132,9 @@ class HTTP11State:
         self._fast_path = FAST_PATH if fast_path is None else fast_path
         self._max_header_bytes = max_header_bytes
         self._max_header_count = max_header_count
-        # h11 bounds incomplete events by this; with the same number the only
-        # incomplete event that can reach it in the head phase is the head.
-        self._h11 = h11.Connection(
-            h11.CLIENT, max_incomplete_event_size=max_header_bytes
-        )
+        # Made on first use: a connection that only ever takes the fast path
+        # never builds one (less memory per pooled connection).
+        self._h11_connection: h11.Connection | None = None
         self._state = HTTP11ConnectionState.IDLE
         self._outgoing: list[bytes] = []
         self._stream_id = 0
@@ -153,6 +151,18 @@ class HTTP11State:
         self._fast: _FastCycle | None = None
 
     # -- introspection -------------------------------------------------------
+
+    @property
+    def _h11(self) -> h11.Connection:
+        connection = self._h11_connection
+        if connection is None:
+            # h11 bounds incomplete events by this; with the same number the
+            # only incomplete event that can reach it in the head phase is
+            # the head.
+            connection = self._h11_connection = h11.Connection(
+                h11.CLIENT, max_incomplete_event_size=self._max_header_bytes
+            )
+        return connection
 
     @property
     def state(self) -> HTTP11ConnectionState:
@@ -206,7 +216,9 @@ class HTTP11State:
         if self._state is not HTTP11ConnectionState.IDLE:
             self._move(_Input.SEND_REQUEST)
         fast = None
-        if self._fast_path and self._h11.our_state is h11.IDLE:
+        if self._fast_path and (
+            self._h11_connection is None or self._h11.our_state is h11.IDLE
+        ):
             fast = _FastCycle.start(method, target, headers)
         if fast is not None:
             self._outgoing.append(fast.head)
