@@ -33,9 +33,10 @@ __all__ = ["AsyncHTTP11Connection"]
 
 logger = logging.getLogger(__name__)
 
-# Bytes asked of the stream per read: big enough that a large body takes few
-# event-loop round trips, small enough to bound a connection's read buffer.
-READ_NUM_BYTES = 64 * 1024
+# Bytes asked of the stream per read: more than any chunk asyncio (256 KiB) or
+# uvloop delivers, so a read hands over a whole received chunk rather than
+# slicing it (the stream's own buffer is bounded by its read pause).
+READ_NUM_BYTES = 1024 * 1024
 
 
 class AsyncHTTP11Connection(ProtocolConnection):

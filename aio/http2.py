@@ -52,8 +52,10 @@ __all__ = ["AsyncHTTP2Connection"]
 
 logger = logging.getLogger(__name__)
 
-# Bytes asked of the socket per read by the reader task.
-READ_NUM_BYTES = 64 * 1024
+# Bytes asked of the stream per read: more than any chunk asyncio (256 KiB) or
+# uvloop delivers, so a read hands over a whole received chunk rather than
+# slicing it (the stream's own buffer is bounded by its read pause).
+READ_NUM_BYTES = 1024 * 1024
 # Sends of one request after RST_STREAM(REFUSED_STREAM) before giving up.
 MAX_REFUSED_RETRIES = 3
 

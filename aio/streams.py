@@ -103,6 +103,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        # Received chunks (bytes; a memoryview for the rest of a split one).
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.eof = False
@@ -159,8 +160,13 @@ class _StreamProtocol(asyncio.Protocol):
     def take(self, max_bytes: int) -> bytes:
         chunk = self.chunks.popleft()
         if len(chunk) > max_bytes:
-            self.chunks.appendleft(chunk[max_bytes:])
-            chunk = chunk[:max_bytes]
+            # The rest stays as a view: each byte is copied once, however
+            # small the reads (slicing bytes would copy the rest each time).
+            view = memoryview(chunk)
+            self.chunks.appendleft(view[max_bytes:])  # type: ignore[arg-type]
+            chunk = view[:max_bytes]  # type: ignore[assignment]
+        if type(chunk) is not bytes:
+            chunk = bytes(chunk)
         self.buffered -= len(chunk)
         if self.read_paused and self.buffered <= _LOW_WATER:
             self.read_paused = False
