@@ -24,7 +24,7 @@ import h2.events
 import h11
 
 from bench.base import BenchClient, BenchError, Endpoint, check_response
-from bench.raw import H1Connection, H1ConnectionPool
+from bench.raw import H1Connection, H1PoolClient
 
 __all__ = ["H2Client", "H11Client"]
 
@@ -78,57 +78,11 @@ class H11Protocol(H1Connection):
         except (h11.ProtocolError, BenchError) as exc:
             self._fail(exc)
 
-    def _fail(self, exc: Exception) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc)
-        if self.transport is not None:
-            self.transport.abort()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(BenchError(f"connection lost: {exc!r}"))
+class H11Client(H1PoolClient):
+    """h11 alone, HTTP/1.1 over plain TCP; ``Data`` events are counted and dropped."""
 
-    def close(self) -> None:
-        """Close the transport."""
-        if self.transport is not None:
-            self.transport.close()
-
-
-class H11Client(BenchClient):
-    """h11 alone, HTTP/1.1 over plain TCP."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
-        if endpoint.http2:
-            raise BenchError("h11 speaks HTTP/1.1 only")
-        self.pool = H1ConnectionPool(endpoint, H11Protocol)
-
-    async def start(self) -> None:
-        """Open ``max_connections`` connections."""
-        await self.pool.open()
-
-    async def get(self, path: str, expected: int) -> None:
-        """One request on a free connection."""
-        status, length = await self.pool.request(path)
-        check_response(status, length, expected)
-
-    async def download(self, path: str) -> int:
-        """One request; ``Data`` events are counted and dropped."""
-        status, length = await self.pool.request(path)
-        if status != 200:
-            raise BenchError(f"status {status}")
-        return length
-
-    async def http_version(self, path: str) -> str | None:
-        """Always HTTP/1.1."""
-        return "HTTP/1.1"
-
-    async def aclose(self) -> None:
-        """Close the connections."""
-        self.pool.close()
-
-    def open_connections(self) -> int | None:
-        """The connections opened by ``start``."""
-        return len(self.pool.connections)
+    protocol = H11Protocol
 
 
 class H2Protocol(asyncio.Protocol):

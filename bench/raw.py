@@ -32,15 +32,29 @@ __all__ = ["H1Connection", "H1ConnectionPool", "RawHTTP2Client", "RawHTTP11Clien
 
 
 class H1Connection(asyncio.Protocol):
-    """An HTTP/1.1 connection that carries one request at a time."""
+    """An HTTP/1.1 connection that carries one request at a time; subclasses
+    set ``transport`` and ``_waiter`` and implement ``request``."""
+
+    transport: asyncio.Transport | None
+    _waiter: asyncio.Future[tuple[int, int]] | None
 
     async def request(self, path: str) -> tuple[int, int]:
         """Send a GET for ``path``; return the status and the body length."""
         raise NotImplementedError
 
+    def _fail(self, exc: Exception) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(BenchError(f"connection lost: {exc!r}"))
+
     def close(self) -> None:
         """Close the transport."""
-        raise NotImplementedError
+        if self.transport is not None:
+            self.transport.close()
 
 
 class H1ConnectionPool:
@@ -150,29 +164,17 @@ class RawHTTP11Protocol(H1Connection):
         elif self._remaining < 0:
             self._fail(BenchError("more bytes than Content-Length"))
 
-    def _fail(self, exc: Exception) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(exc)
-        if self.transport is not None:
-            self.transport.abort()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(BenchError(f"connection lost: {exc!r}"))
+class H1PoolClient(BenchClient):
+    """A client of ``protocol`` connections from an :class:`H1ConnectionPool`."""
 
-    def close(self) -> None:
-        """Close the transport."""
-        if self.transport is not None:
-            self.transport.close()
-
-
-class RawHTTP11Client(BenchClient):
-    """The HTTP/1.1 raw floor."""
+    protocol: type[H1Connection]
 
     def __init__(self, endpoint: Endpoint) -> None:
         super().__init__(endpoint)
         if endpoint.http2:
-            raise BenchError("HTTP/2 is RawHTTP2Client")
-        self.pool = H1ConnectionPool(endpoint, RawHTTP11Protocol)
+            raise BenchError(f"{type(self).__name__} speaks HTTP/1.1 only")
+        self.pool = H1ConnectionPool(endpoint, self.protocol)
 
     async def start(self) -> None:
         """Open ``max_connections`` connections."""
@@ -201,6 +203,12 @@ class RawHTTP11Client(BenchClient):
     def open_connections(self) -> int | None:
         """The connections opened by ``start``."""
         return len(self.pool.connections)
+
+
+class RawHTTP11Client(H1PoolClient):
+    """The HTTP/1.1 raw floor."""
+
+    protocol = RawHTTP11Protocol
 
 
 # HTTP/2 frame types and flags (RFC 9113 section 6).
