@@ -147,8 +147,11 @@ class HTTP11State:
         self._ambiguous_framing = False
         self._informational = 0
         self._pending_error: RemoteProtocolError | None = None
-        # The current cycle when it runs on the fast path (None: on h11).
+        # The current cycle when it runs on the fast path (None: on h11), and
+        # whether the last fast cycle ended with its body unfinished (None
+        # when the last cycle ran on h11).
         self._fast: _FastCycle | None = None
+        self._fast_sending: bool | None = None
 
     # -- introspection -------------------------------------------------------
 
@@ -188,6 +191,8 @@ class HTTP11State:
         """Whether the request body may still be sent (its end not yet sent)."""
         if self._fast is not None:
             return not self._fast.request_done
+        if self._fast_sending is not None:  # the last cycle ran on the fast path
+            return self._fast_sending
         return self._h11.our_state is h11.SEND_BODY
 
     def _move(self, event: _Input) -> None:
@@ -216,6 +221,7 @@ class HTTP11State:
         if self._state is not HTTP11ConnectionState.IDLE:
             self._move(_Input.SEND_REQUEST)
         fast = None
+        self._fast_sending = None
         if self._fast_path and (
             self._h11_connection is None or self._h11.our_state is h11.IDLE
         ):
@@ -601,6 +607,7 @@ class HTTP11State:
         fast = self._fast
         assert fast is not None
         self._fast = None
+        self._fast_sending = not fast.request_done
         reusable = fast.request_done and fast.keep_alive and not leftover and not eof
         self._move(_Input.COMPLETE_KEEP_ALIVE if reusable else _Input.COMPLETE_CLOSE)
         return ResponseComplete(stream_id=self._stream_id, reusable=reusable)

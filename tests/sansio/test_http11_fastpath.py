@@ -39,6 +39,7 @@ class Outcome:
     events: list[Event]
     error: tuple[type[Exception], str] | None
     state: HTTP11ConnectionState
+    sending: bool  # is_sending_body at the end
 
 
 def run(
@@ -50,6 +51,7 @@ def run(
     response: bytes,
     cuts: list[int],
     eof: bool,
+    early: bool,
 ) -> Outcome:
     """Send the request, feed ``response`` cut at ``cuts`` (then EOF)."""
     state = HTTP11State(fast_path=fast)
@@ -60,7 +62,8 @@ def run(
         state.send_request(method, b"/", headers)
         for piece in body:
             state.send_body(piece)
-        state.end_request()
+        if not early:
+            state.end_request()
         sent = state.data_to_send()
         bounds = [0, *sorted(set(cuts)), len(response)]
         for start, end in itertools.pairwise(bounds):
@@ -74,7 +77,7 @@ def run(
     if error is None and state.pending_error is not None:
         # Found after events that were returned: raised on the next call.
         error = (type(state.pending_error), str(state.pending_error))
-    return Outcome(sent, merge_data(events), error, state.state)
+    return Outcome(sent, merge_data(events), error, state.state, state.is_sending_body)
 
 
 STATUS_LINES = [
@@ -157,6 +160,7 @@ def exchanges(draw: st.DrawFn) -> dict[str, object]:
         "response": response,
         "cuts": cuts,
         "eof": draw(st.booleans()),
+        "early": draw(st.booleans()),  # the response comes before end_request
     }
 
 
