@@ -49,6 +49,7 @@ from .events import (
     ResponseReceived,
     TrailersReceived,
 )
+from .headers import _TARGET, _TOKEN
 
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
@@ -731,8 +732,7 @@ _FIELD_LINE = re.compile(
     rb"((?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?)[ \t]*"
 )
 _DIGITS = re.compile(rb"[0-9]{1,18}")
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_TARGET = re.compile(rb"[\x21-\x7e]+")
+# Field values without obs-text (h11 takes those: it accepts more than this).
 _VALUE = re.compile(rb"(?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?")
 
 
@@ -781,7 +781,7 @@ class _FastHead:
         it is not strictly the common shape (h11 then parses it)."""
         lines = raw.split(b"\r\n")
         lines.pop()  # the empty string after the last CRLF
-        if len(lines) - 1 > max_count or any(b"\n" in line for line in lines):
+        if len(lines) - 1 > max_count:  # (bare LFs were refused by the caller)
             return None
         status = _STATUS_LINE.fullmatch(lines[0])
         if status is None:

@@ -27,7 +27,7 @@ import re
 from socksio import socks5
 
 from .errors import LocalProtocolError, ProxyError
-from .urls import URL, Origin, host_header_value
+from .urls import _HOST, URL, Origin, host_header_value
 
 __all__ = [
     "SOCKS5Handshake",
@@ -38,8 +38,6 @@ __all__ = [
     "validate_socks5_credentials",
 ]
 
-# RFC 3986 §3.2.2 host characters (reg-name, IPv4, IPv6 without brackets).
-_HOST = re.compile(rb"[A-Za-z0-9\-._~%!$&'()*+,;=:]+")
 # RFC 7617 §2: user-id and password exclude CTLs; the user-id excludes ':'.
 _CTL = re.compile(rb"[\x00-\x1f\x7f]")
 
