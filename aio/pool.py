@@ -157,6 +157,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
         timeout = request.extensions.get("timeout", {}).get("pool")
         loop = asyncio.get_running_loop()
         arrived = loop.time()
+        # The pool's own trace step costs an object and two awaits: paid only
+        # when someone listens.
+        traced = "trace" in request.extensions or logger.isEnabledFor(logging.DEBUG)
         deadline = None if timeout is None else arrived + timeout
         key = self._key(request)
         # wss never offers h2 (a WebSocket Upgrade needs HTTP/1.1).
@@ -170,18 +173,14 @@ class AsyncConnectionPool(AsyncRequestInterface):
         retried = False
         while True:
             try:
-                async with Trace(
-                    "acquire_connection", logger, request, {"request": request}
-                ) as trace:
+                if traced:
+                    connection_id, reused = await self._acquire_traced(
+                        request, request_id, actions, deadline, timeout, arrived
+                    )
+                else:
                     connection_id, reused = await self._acquire(
                         request_id, actions, deadline, timeout
                     )
-                    if trace.active:
-                        trace.return_value = {
-                            "connection": self._connections[connection_id],
-                            "reused": connection_id not in self._unannounced,
-                            "waited": loop.time() - arrived,
-                        }
             except BaseException:
                 now = time.monotonic()
                 if state.request_state(request_id) is PoolRequestState.ACTIVE:
@@ -300,6 +299,28 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 )
                 continue
             return connection_id, reused
+
+    async def _acquire_traced(
+        self,
+        request: Request,
+        request_id: int,
+        actions: list[PoolAction],
+        deadline: float | None,
+        timeout: float | None,
+        arrived: float,
+    ) -> tuple[int, bool]:
+        """:meth:`_acquire` as the ``pool.acquire_connection`` trace step."""
+        kwargs = {"request": request}
+        async with Trace("acquire_connection", logger, request, kwargs) as trace:
+            connection_id, reused = await self._acquire(
+                request_id, actions, deadline, timeout
+            )
+            trace.return_value = {
+                "connection": self._connections[connection_id],
+                "reused": connection_id not in self._unannounced,
+                "waited": asyncio.get_running_loop().time() - arrived,
+            }
+        return connection_id, reused
 
     async def _wait(
         self, request_id: int, deadline: float | None, timeout: float | None

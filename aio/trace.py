@@ -86,12 +86,6 @@ class Trace:
                 args = " ".join(f"{key}={value!r}" for key, value in info.items())
                 self._logger.debug("%s %s", step, args)
 
-    @property
-    def active(self) -> bool:
-        """Whether anyone listens (a callback or a DEBUG logger): build a costly
-        ``return_value`` only then."""
-        return self._callback is not None or self._debug
-
     async def __aenter__(self) -> Trace:
         if self._callback is not None or self._debug:
             await self._emit("started", self.kwargs)
