@@ -23,8 +23,8 @@ import h2.connection
 import h2.events
 import h11
 
-from bench.base import BenchClient, BenchError, Endpoint, check_response
-from bench.raw import H1Connection, H1PoolClient
+from bench.base import BenchError
+from bench.raw import H1Connection, H1PoolClient, H2Connection, H2StreamClient
 
 __all__ = ["H2Client", "H11Client"]
 
@@ -85,7 +85,7 @@ class H11Client(H1PoolClient):
     protocol = H11Protocol
 
 
-class H2Protocol(asyncio.Protocol):
+class H2Protocol(H2Connection):
     """One HTTP/2 connection driven by ``h2.connection.H2Connection``."""
 
     def __init__(self, authority: bytes) -> None:
@@ -161,14 +161,8 @@ class H2Protocol(asyncio.Protocol):
         self._fail_all(BenchError(f"connection lost: {exc!r}"))
 
 
-class H2Client(BenchClient):
+class H2Client(H2StreamClient):
     """h2 alone: one TLS connection (ALPN h2), every request a stream."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
-        if not (endpoint.http2 and endpoint.tls):
-            raise BenchError("H2Client speaks HTTP/2 over TLS only")
-        self.protocol: H2Protocol | None = None
 
     async def start(self) -> None:
         """Connect (ALPN h2 only)."""
@@ -179,30 +173,3 @@ class H2Client(BenchClient):
             self.endpoint.port,
             ssl=self.endpoint.ssl_context(["h2"]),
         )
-
-    async def get(self, path: str, expected: int) -> None:
-        """One stream."""
-        assert self.protocol is not None
-        status, length = await self.protocol.request(path)
-        check_response(status, length, expected)
-
-    async def download(self, path: str) -> int:
-        """One stream, ``DataReceived`` counted and acknowledged."""
-        assert self.protocol is not None
-        status, length = await self.protocol.request(path)
-        if status != 200:
-            raise BenchError(f"status {status}")
-        return length
-
-    async def http_version(self, path: str) -> str | None:
-        """Always HTTP/2."""
-        return "HTTP/2"
-
-    async def aclose(self) -> None:
-        """Close the connection."""
-        if self.protocol is not None and self.protocol.transport is not None:
-            self.protocol.transport.close()
-
-    def open_connections(self) -> int | None:
-        """One."""
-        return 1

@@ -240,7 +240,55 @@ def hpack_literal(index: int, value: bytes) -> bytes:
     return bytes((index, len(value))) + value
 
 
-class RawHTTP2Protocol(asyncio.Protocol):
+class H2Connection(asyncio.Protocol):
+    """An HTTP/2 connection on which every request is a stream."""
+
+    transport: asyncio.Transport | None
+
+    async def request(self, path: str) -> tuple[int, int]:
+        """Send a GET for ``path``; return the status and the body length."""
+        raise NotImplementedError
+
+
+class H2StreamClient(BenchClient):
+    """A client whose requests are streams of one :class:`H2Connection`,
+    opened by ``start()`` in the subclass."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        if not (endpoint.http2 and endpoint.tls):
+            raise BenchError(f"{type(self).__name__} speaks HTTP/2 over TLS only")
+        self.protocol: H2Connection | None = None
+
+    async def get(self, path: str, expected: int) -> None:
+        """One stream."""
+        assert self.protocol is not None
+        status, length = await self.protocol.request(path)
+        check_response(status, length, expected)
+
+    async def download(self, path: str) -> int:
+        """One stream, its DATA only counted."""
+        assert self.protocol is not None
+        status, length = await self.protocol.request(path)
+        if status != 200:
+            raise BenchError(f"status {status}")
+        return length
+
+    async def http_version(self, path: str) -> str | None:
+        """Always HTTP/2."""
+        return "HTTP/2"
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.transport.close()
+
+    def open_connections(self) -> int | None:
+        """One."""
+        return 1
+
+
+class RawHTTP2Protocol(H2Connection):
     """One HTTP/2 connection of raw frames (see the module docstring)."""
 
     def __init__(self, authority: bytes) -> None:
@@ -385,14 +433,8 @@ class RawHTTP2Protocol(asyncio.Protocol):
         self._fail_all(BenchError(f"connection lost: {exc!r}"))
 
 
-class RawHTTP2Client(BenchClient):
+class RawHTTP2Client(H2StreamClient):
     """The HTTP/2 raw floor: one connection, streams in parallel."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        super().__init__(endpoint)
-        if not (endpoint.http2 and endpoint.tls):
-            raise BenchError("RawHTTP2Client speaks HTTP/2 over TLS only")
-        self.protocol: RawHTTP2Protocol | None = None
 
     async def start(self) -> None:
         """Connect, check ALPN, wait for the server's SETTINGS."""
@@ -412,30 +454,3 @@ class RawHTTP2Client(BenchClient):
             raise BenchError("the server did not select h2")
         self.protocol = protocol
         await protocol.settings_received
-
-    async def get(self, path: str, expected: int) -> None:
-        """One stream."""
-        assert self.protocol is not None
-        status, length = await self.protocol.request(path)
-        check_response(status, length, expected)
-
-    async def download(self, path: str) -> int:
-        """One stream, its DATA only counted."""
-        assert self.protocol is not None
-        status, length = await self.protocol.request(path)
-        if status != 200:
-            raise BenchError(f"status {status}")
-        return length
-
-    async def http_version(self, path: str) -> str | None:
-        """Always HTTP/2."""
-        return "HTTP/2"
-
-    async def aclose(self) -> None:
-        """Close the connection."""
-        if self.protocol is not None and self.protocol.transport is not None:
-            self.protocol.transport.close()
-
-    def open_connections(self) -> int | None:
-        """One."""
-        return 1
