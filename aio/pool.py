@@ -16,6 +16,7 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any
 
 from sansio.headers import HeaderInput
 from sansio.pool import (
@@ -102,15 +103,23 @@ class AsyncConnectionPool(AsyncRequestInterface):
         if proxy is not None and not isinstance(proxy, Proxy):
             raise TypeError(f"proxy must be a Proxy, not {type(proxy).__name__}")
         self._proxy = proxy
-        self._ssl_context = ssl_context
         self._http1 = http1
         self._http2 = http2
-        self._retries = retries
-        self._local_address = local_address
-        self._uds = uds
-        self._network_backend = network_backend or AsyncIOBackend()
-        self._socket_options = socket_options
-        self._keepalive_expiry = keepalive_expiry
+        # What every connection kind takes (to the origin, or to the proxy)...
+        self._socket_settings: dict[str, Any] = {
+            "keepalive_expiry": keepalive_expiry,
+            "retries": retries,
+            "local_address": local_address,
+            "uds": uds,
+            "network_backend": network_backend or AsyncIOBackend(),
+            "socket_options": socket_options,
+        }
+        # ...and what those that speak HTTP to the origin also take.
+        self._origin_settings: dict[str, Any] = {
+            "ssl_context": ssl_context,
+            "http1": http1,
+            "http2": http2,
+        }
         self._state = PoolState(
             max_connections=max_connections,
             max_keepalive_connections=max_keepalive_connections,
@@ -386,68 +395,38 @@ class AsyncConnectionPool(AsyncRequestInterface):
         return self._proxy is not None and not self._proxy.is_socks
 
     def _create(self, key: PoolKey) -> AsyncConnectionInterface:
+        """The connection for ``key``: direct, or the kind ``proxy`` calls for
+        (as httpcore 1.0.7+ chooses it)."""
         scheme, host, port, _ = key
         origin = Origin(scheme, host, port)
-        if self._proxy is not None:
-            return self._create_proxied(origin, self._proxy)
-        return AsyncHTTPConnection(
-            origin=origin,
-            ssl_context=self._ssl_context,
-            keepalive_expiry=self._keepalive_expiry,
-            http1=self._http1,
-            http2=self._http2,
-            retries=self._retries,
-            local_address=self._local_address,
-            uds=self._uds,
-            network_backend=self._network_backend,
-            socket_options=self._socket_options,
-        )
-
-    def _create_proxied(self, origin: Origin, proxy: Proxy) -> AsyncConnectionInterface:
-        """The connection kind for ``origin`` through ``proxy`` (as httpcore 1.0.7+)."""
+        socket_settings, origin_settings = self._socket_settings, self._origin_settings
+        proxy = self._proxy
+        if proxy is None:
+            return AsyncHTTPConnection(origin, **origin_settings, **socket_settings)
         proxy_origin = proxy.url.origin
         if proxy.is_socks:
             return AsyncSocks5Connection(
-                proxy_origin=proxy_origin,
-                remote_origin=origin,
+                proxy_origin,
+                origin,
                 proxy_auth=proxy.auth,
-                ssl_context=self._ssl_context,
-                keepalive_expiry=self._keepalive_expiry,
-                http1=self._http1,
-                http2=self._http2,
-                network_backend=self._network_backend,
-                retries=self._retries,
-                local_address=self._local_address,
-                uds=self._uds,
-                socket_options=self._socket_options,
+                **origin_settings,
+                **socket_settings,
             )
         if origin.scheme == b"http":
             return AsyncForwardHTTPConnection(
-                proxy_origin=proxy_origin,
-                remote_origin=origin,
+                proxy_origin,
+                origin,
                 proxy_headers=proxy.headers,
-                keepalive_expiry=self._keepalive_expiry,
-                network_backend=self._network_backend,
-                socket_options=self._socket_options,
                 proxy_ssl_context=proxy.ssl_context,
-                retries=self._retries,
-                local_address=self._local_address,
-                uds=self._uds,
+                **socket_settings,
             )
         return AsyncTunnelHTTPConnection(
-            proxy_origin=proxy_origin,
-            remote_origin=origin,
-            ssl_context=self._ssl_context,
+            proxy_origin,
+            origin,
             proxy_ssl_context=proxy.ssl_context,
             proxy_headers=proxy.headers,
-            keepalive_expiry=self._keepalive_expiry,
-            http1=self._http1,
-            http2=self._http2,
-            network_backend=self._network_backend,
-            socket_options=self._socket_options,
-            retries=self._retries,
-            local_address=self._local_address,
-            uds=self._uds,
+            **origin_settings,
+            **socket_settings,
         )
 
     def _announce(
