@@ -537,7 +537,12 @@ class HTTP11State:
         fast.raw.append(data)
         buffer = fast.buffer
         start = len(buffer)
-        buffer += data
+        if not start:
+            buffer = fast.buffer = data  # the usual whole head in one read: no copy
+        else:
+            if type(buffer) is bytes:
+                buffer = fast.buffer = bytearray(buffer)
+            buffer += data
         end = buffer.find(b"\r\n\r\n", max(0, start - 3))
         # Bare LFs matter in the head only (h11 also ends lines and heads at
         # one); the body that may follow in the same read is not looked at.
@@ -551,8 +556,7 @@ class HTTP11State:
             if len(buffer) > self._max_header_bytes:
                 return self._fall_back()  # h11's limit checks report it
             return []
-        raw = bytes(buffer)
-        head = _FastHead.parse(raw[: end + 2], self._max_header_count)
+        head = _FastHead.parse(bytes(buffer[: end + 2]), self._max_header_count)
         if (
             head is None
             or end + 4 > self._max_header_bytes
@@ -572,11 +576,11 @@ class HTTP11State:
             )
         ]
         self._head_start = None
+        rest = bytes(buffer[end + 4 :])
         fast.raw = []
-        fast.buffer = bytearray()
+        fast.buffer = b""
         fast.in_head = False
         fast.keep_alive = fast.keep_alive and head.keep_alive
-        rest = raw[end + 4 :]
         if fast.method == b"HEAD" or status in (204, 304):
             fast.body_left = 0
         elif head.content_length is not None:
@@ -845,7 +849,8 @@ class _FastCycle:
         self.request_done = False
         self.sent = 0  # body bytes sent, for a replay into h11
         self.raw: list[bytes] = []  # response pieces received before the head
-        self.buffer = bytearray()  # the same bytes, joined
+        # The same bytes, joined (the first piece itself until a second comes).
+        self.buffer: bytes | bytearray = b""
         self.in_head = True  # the final response head has not been parsed
         self.body_left: int | None = None  # Content-Length still due
         self.body_expected = 0
