@@ -291,6 +291,14 @@ class HTTP2State:
         # them, so a field refused half-way would leave HPACK state the server
         # never saw, breaking every later request (RFC 9113 §8.2.1).
         validate_method(method)
+        if method == b"CONNECT":
+            # §8.5: a CONNECT stream is a tunnel with no :scheme or :path, which
+            # this request API cannot express; refused before h2 sees it, so the
+            # connection's other streams carry on.
+            raise LocalProtocolError(
+                "CONNECT is not supported over HTTP/2 (RFC 9113 §8.5); "
+                "tunnels use HTTP/1.1"
+            )
         validate_target(target)
         authority = None
         fields: list[tuple[bytes, bytes]] = []
@@ -487,9 +495,9 @@ class HTTP2State:
         try:
             h2_events = self._h2.receive_data(frame)
         except h2.exceptions.ProtocolError as exc:
+            # Every error h2 raises on input is a ProtocolError (its other
+            # H2Errors come from commands only).
             raise RemoteProtocolError(f"HTTP/2 protocol error: {exc}") from exc
-        except h2.exceptions.H2Error as exc:
-            raise RemoteProtocolError(f"HTTP/2 protocol error: {exc!r}") from exc
         events = self._translate(h2_events)
         self._take_h2_output()
         return events
@@ -643,8 +651,7 @@ class HTTP2State:
         last = int(event.last_stream_id or 0)
         retry = tuple(sorted(sid for sid in self._streams if sid > last))
         self._streams.difference_update(retry)
-        if self._state is not HTTP2ConnectionState.CLOSED:
-            self._move(_Input.GOAWAY)
+        self._move(_Input.GOAWAY)  # input arrives only while OPEN or DRAINING
         return ConnectionTerminated(
             stream_id=0,
             error_code=int(event.error_code or 0),
@@ -659,17 +666,15 @@ def _plain_headers(headers: Any) -> list[tuple[bytes, bytes]]:
 
 
 def _split_status(headers: Any) -> tuple[int, list[tuple[bytes, bytes]]] | None:
-    """The status and the regular fields; None when ``:status`` is malformed."""
-    status = None
-    fields: list[tuple[bytes, bytes]] = []
-    for name, value in headers or ():
-        if name == b":status":
-            # RFC 9110 §15: a status code is exactly three digits.
-            if len(value) != 3 or not value.isdigit():
-                return None
-            status = int(value)
-        elif not name.startswith(b":"):
-            fields.append((bytes(name), bytes(value)))
-    if status is None:
+    """The status and the regular fields; None when ``:status`` is malformed.
+
+    h2 has already refused, as a connection error, a head without ``:status``
+    or with any other pseudo-header field, and pseudo-header fields come
+    first: the head is ``:status`` and then regular fields.
+    """
+    (name, value), *rest = headers
+    assert name == b":status", name
+    # RFC 9110 §15: a status code is exactly three digits.
+    if len(value) != 3 or not value.isdigit():
         return None
-    return status, fields
+    return int(value), [(bytes(name), bytes(value)) for name, value in rest]

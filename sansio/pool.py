@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "AssignRequest",
@@ -103,7 +103,7 @@ class _Connection:
     active: int = 0
     expires_at: float | None = None
     # Requests waiting for this connection to finish connecting.
-    connecting_requests: list[int] | None = None
+    connecting_requests: list[int] = field(default_factory=list)
     # Streams a shared connection may carry at once (the server's
     # MAX_CONCURRENT_STREAMS), when the driver knows it.
     capacity: int | None = None
@@ -234,7 +234,7 @@ class PoolState:
         connection.available = shared and available
         connection.capacity = capacity
         connection.state = PoolConnectionState.ACTIVE
-        for request_id in connection.connecting_requests or ():
+        for request_id in connection.connecting_requests:
             request = self._requests.get(request_id)
             if (
                 request is not None
@@ -242,7 +242,7 @@ class PoolState:
                 and request.state is PoolRequestState.CONNECTING
             ):
                 request.state = PoolRequestState.ACTIVE
-        connection.connecting_requests = None
+        connection.connecting_requests.clear()
         keyed = self._key(connection.key)
         if shared and not was_shared:
             keyed.shared[connection_id] = None
@@ -250,7 +250,7 @@ class PoolState:
             keyed.shared.pop(connection_id, None)
         actions: list[PoolAction] = []
         if connection.has_free_stream():
-            self._serve_waiting(keyed, connection, now, actions)
+            self._serve_waiting(keyed, connection, actions)
         return actions
 
     def connection_failed(self, connection_id: int, now: float) -> list[PoolAction]:
@@ -282,7 +282,7 @@ class PoolState:
             connection.capacity = capacity
         actions: list[PoolAction] = []
         if available and connection.state is PoolConnectionState.ACTIVE:
-            self._serve_waiting(self._key(connection.key), connection, now, actions)
+            self._serve_waiting(self._key(connection.key), connection, actions)
         return actions
 
     def request_released(
@@ -317,7 +317,7 @@ class PoolState:
             if connection.active == 0:
                 self._make_idle(connection, now, actions)
             else:
-                self._serve_waiting(self._key(connection.key), connection, now, actions)
+                self._serve_waiting(self._key(connection.key), connection, actions)
             return actions
         if connection.active <= 0:
             self._make_idle(connection, now, actions)
@@ -515,8 +515,6 @@ class PoolState:
         connection.active += 1
         if connection.state is PoolConnectionState.CONNECTING:
             request.state = PoolRequestState.CONNECTING
-            if connection.connecting_requests is None:
-                connection.connecting_requests = []
             connection.connecting_requests.append(request.id)
         else:
             request.state = PoolRequestState.ACTIVE
@@ -570,29 +568,16 @@ class PoolState:
         self._fill_capacity(now, actions)
 
     def _serve_waiting(
-        self,
-        keyed: _Key,
-        connection: _Connection,
-        now: float,
-        actions: list[PoolAction],
-    ) -> bool:
-        served = False
-        while keyed.waiting:
-            if connection.shared and not connection.has_free_stream():
-                break
-            if not connection.shared and connection.active > 0:
-                break
+        self, keyed: _Key, connection: _Connection, actions: list[PoolAction]
+    ) -> None:
+        """A shared connection with free streams takes its key's waiting requests."""
+        while keyed.waiting and connection.has_free_stream():
             request = self._requests.get(keyed.waiting[0])
             if request is None or request.state is not PoolRequestState.WAITING:
                 keyed.waiting.popleft()
                 continue
             keyed.waiting.popleft()
-            self._idle_lru.pop(connection.id, None)
             self._assign(request, connection, actions)
-            served = True
-            if not connection.shared:
-                break
-        return served
 
     def _fill_capacity(self, now: float, actions: list[PoolAction]) -> None:
         """Let waiting requests (any key, FIFO) open connections while room lasts."""
@@ -617,8 +602,8 @@ class PoolState:
         connection = self._connections.pop(connection_id, None)
         if connection is None:
             return
-        if connection.state is not PoolConnectionState.CLOSED:
-            self._open_count -= 1
+        # Only live connections are kept, so each one counted once here.
+        self._open_count -= 1
         connection.state = PoolConnectionState.CLOSED
         self._idle_lru.pop(connection_id, None)
         keyed = self._keys.get(connection.key)

@@ -18,6 +18,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 import pytest
 from hyperframe.frame import (
@@ -613,6 +614,50 @@ def test_malformed_head_refused(
     assert pair.client.data_to_send() == b""
 
 
+def test_connect_refused_and_connection_still_usable() -> None:
+    """CONNECT cannot be expressed here (RFC 9113 §8.5: no :scheme, no :path); it
+    is refused before h2 encodes anything, so streams already open carry on."""
+    pair = connect()
+    first = pair.request()
+    with pytest.raises(LocalProtocolError, match="CONNECT is not supported"):
+        pair.client.send_request(
+            b"CONNECT", b"https", b"example.com:443", [HOST], end_stream=False
+        )
+    assert pair.client.data_to_send() == b""
+    assert pair.client.state is OPEN
+    assert pair.client.open_streams == 1
+    assert pair.request() == first + 2
+
+
+def test_head_refused_mid_encoding_fails_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should h2 refuse a head after HPACK encoded part of it, the server's
+    decoder no longer matches ours: the connection is ERROR, not reused."""
+    pair = connect()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise h2.exceptions.ProtocolError("refused half-way")
+
+    monkeypatch.setattr(pair.client._h2, "send_headers", refuse)
+    with pytest.raises(LocalProtocolError, match="refused half-way"):
+        pair.client.send_request(b"GET", b"https", b"/", [HOST], end_stream=True)
+    assert pair.client.state is ERROR
+    with pytest.raises(LocalProtocolError, match="ERROR"):
+        pair.client.send_request(b"GET", b"https", b"/", [HOST], end_stream=True)
+
+
+def test_has_data_to_send_peeks_without_taking() -> None:
+    """has_data_to_send says whether data_to_send() would return bytes."""
+    client = HTTP2State()
+    assert not client.has_data_to_send
+    client.initiate()
+    assert client.has_data_to_send
+    assert client.has_data_to_send  # peeking twice takes nothing
+    assert client.data_to_send().startswith(PREFACE)
+    assert not client.has_data_to_send
+
+
 # -- request bodies and flow control -------------------------------------------
 
 
@@ -1043,6 +1088,15 @@ def test_acknowledge_data_ignored_when_not_open(
     client = make()
     client.acknowledge_data(1, 100)
     assert client.data_to_send() == b""
+
+
+def test_acknowledge_negative_size_refused() -> None:
+    """h2's ValueError for a negative acknowledgement becomes LocalProtocolError."""
+    pair = connect()
+    stream_id = pair.request()
+    with pytest.raises(LocalProtocolError, match="invalid HTTP/2 command"):
+        pair.client.acknowledge_data(stream_id, -1)
+    assert pair.client.state is OPEN
 
 
 # -- settings and stream slots -------------------------------------------------
@@ -1535,15 +1589,30 @@ def test_header_list_over_limit_is_connection_error(
         ], failure.way
 
 
-@pytest.mark.parametrize("status", [b"abc", b"", b"2_00", b"+200", b"20", b"2000"])
-def test_malformed_status_is_a_stream_error(status: bytes) -> None:
-    """A :status that is not three digits resets that stream with PROTOCOL_ERROR
-    (RFC 9113 §8.1.1: a stream error) and leaves the connection OPEN."""
+MALFORMED_STATUSES = [b"abc", b"", b"2_00", b"+200", b"20", b"2000"]
+
+
+@pytest.mark.parametrize(
+    ("status", "end_stream"),
+    [
+        *[(status, False) for status in MALFORMED_STATUSES],
+        *[(status, True) for status in MALFORMED_STATUSES],
+        # h2 takes a leading "1" as informational, which END_STREAM may not end.
+        (b"1x0", False),
+        (b"1000", False),
+    ],
+)
+def test_malformed_status_is_a_stream_error(status: bytes, end_stream: bool) -> None:
+    """A :status that is not three digits (final or informational, as h2 sorts
+    them by the leading "1") resets that stream with PROTOCOL_ERROR (RFC 9113
+    §8.1.1: a stream error) and leaves the connection OPEN; an END_STREAM on the
+    same head is swallowed with it."""
     setup = requested()
     data = server_says(
         setup,
-        # The stream stays open (no END_STREAM), so it must be reset.
-        lambda server: server.send_headers(1, [(b":status", status)]),
+        lambda server: server.send_headers(
+            1, [(b":status", status)], end_stream=end_stream
+        ),
     )
     outcome = feed_every_way(setup, data)
     assert outcome.events == [
@@ -1551,9 +1620,9 @@ def test_malformed_status_is_a_stream_error(status: bytes) -> None:
     ]
     assert outcome.state is OPEN
     resets = [f for f in frames(outcome.reply) if isinstance(f, RstStreamFrame)]
-    assert [(f.stream_id, f.error_code) for f in resets] == [
-        (1, ErrorCode.PROTOCOL_ERROR)
-    ]
+    # A stream already closed both ways (END_STREAM each side) needs no RST.
+    expected = [] if end_stream else [(1, ErrorCode.PROTOCOL_ERROR)]
+    assert [(f.stream_id, f.error_code) for f in resets] == expected
 
 
 def opened_pair() -> Pair:
@@ -1647,3 +1716,22 @@ def test_data_to_send_drains() -> None:
     pair.client.send_request(b"GET", b"https", b"/", [HOST], end_stream=True)
     assert pair.client.data_to_send() != b""
     assert pair.client.data_to_send() == b""
+
+
+def test_error_after_events_waits_in_pending_error() -> None:
+    """Events completed before a protocol error in the same read are returned;
+    the error waits in ``pending_error`` and every later receive raises it."""
+    setup = requested()
+    # SETTINGS_ENABLE_PUSH may only be 0 or 1 (RFC 9113 §6.5.2).
+    bad_settings = SettingsFrame(0, settings={Codes.ENABLE_PUSH: 2}).serialize()
+    data = server_says(setup, respond_ok()) + bad_settings
+    client = setup().client
+    assert client.pending_error is None
+    assert client.receive_data(data) == ok_events()
+    error = client.pending_error
+    assert isinstance(error, RemoteProtocolError)
+    assert client.state is ERROR
+    for receive in (lambda: client.receive_data(b"more"), client.receive_eof):
+        with pytest.raises(RemoteProtocolError) as info:
+            receive()
+        assert info.value is error

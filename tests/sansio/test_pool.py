@@ -1420,3 +1420,51 @@ def test_origins_are_forgotten_when_their_last_connection_closes() -> None:
                 )
         pool.request_released(request_id, reusable=True, now=float(n))
     assert len(pool._keys) == 1  # only the origin whose connection is idle
+
+
+def test_stream_capacity_updates_the_stream_limit() -> None:
+    """A SETTINGS change reported with ``capacity`` sets how many of the waiters
+    a shared connection takes; waiters that gave up are passed over."""
+    pool = PoolState(max_connections=1)
+    r1, actions = pool.request_arrived(H2, shared=True, now=0.0)
+    connection_id = only_open(actions, r1, H2)
+    pool.connection_ready(
+        connection_id, shared=True, available=True, now=0.0, capacity=1
+    )
+    gave_up = waits(pool, H2, shared=True)
+    r3 = waits(pool, H2, shared=True)
+    r4 = waits(pool, H2, shared=True)
+    r5 = waits(pool, H2, shared=True)
+    assert pool.request_cancelled(gave_up, now=0.5) == []
+    actions = pool.stream_capacity(connection_id, available=True, now=1.0, capacity=3)
+    assert actions == [
+        AssignRequest(request_id=r3, connection_id=connection_id),
+        AssignRequest(request_id=r4, connection_id=connection_id),
+    ]
+    assert pool.request_state(r5) is WAITING
+    assert pool.counts() == counts(active=1, requests_active=3, waiting=1)
+
+
+def test_release_after_the_connection_died_changes_nothing() -> None:
+    """The driver may release a request after reporting its connection dead:
+    the connection is already gone, so there is nothing left to free."""
+    pool = PoolState(max_connections=1)
+    request_id, connection_id = connected(pool, A)
+    assert pool.connection_failed(connection_id, now=1.0) == []
+    assert pool.counts() == counts(requests_active=1)
+    assert pool.request_released(request_id, reusable=True, now=2.0) == []
+    assert pool.counts() == counts()
+    assert pool.request_state(request_id) is DONE
+
+
+def test_release_of_a_waiting_request_only_forgets_it() -> None:
+    """A request released while it still waits (a requeued request the driver
+    gives up on) leaves the queue and frees nothing else."""
+    pool = PoolState(max_connections=1)
+    r1, connection_id = connected(pool, A)
+    r2 = waits(pool, A)
+    assert pool.request_released(r2, reusable=True, now=1.0) == []
+    assert pool.request_state(r2) is DONE
+    assert pool.counts() == counts(active=1, requests_active=1)
+    assert pool.request_released(r1, reusable=True, now=2.0) == []
+    assert pool.connection_state(connection_id) is IDLE

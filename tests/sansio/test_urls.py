@@ -429,3 +429,32 @@ def test_path_params_are_kept() -> None:
     them, urlsplit keeps them, on both parsing paths."""
     assert URL(b"http://h/a;jsessionid=1/b").target == b"/a;jsessionid=1/b"
     assert URL(b"HTTP://h/a;x?y").target == b"/a;x?y"  # urllib path (uppercase)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://h:65536/", "http://h:99999/", "HTTP://h:65536/"],
+    ids=["fast-path", "fast-path-5-digits", "urllib-path"],
+)
+def test_url_port_over_65535_rejected(url: str) -> None:
+    """A port beyond 65535 raises LocalProtocolError on both parsing paths: the
+    regex path hands it to urllib, whose ValueError is named."""
+    assert _parse_simple(url.encode()) is None
+    with pytest.raises(LocalProtocolError, match="invalid URL port"):
+        URL(url)
+
+
+@pytest.mark.parametrize("char", ["\t", "\r", "\n"])
+@pytest.mark.parametrize("where", ["http://ho{}st/", "http://host/a{}b", "http://h/?q{}"])
+def test_url_tab_cr_lf_refused_not_stripped(where: str, char: str) -> None:
+    """urllib would silently delete TAB, CR and LF (WHATWG rules); a URL holding
+    them is refused instead, so no byte of it can reach the wire rewritten."""
+    with pytest.raises(LocalProtocolError, match="TAB, CR and LF are not allowed"):
+        URL(where.format(char))
+
+
+@pytest.mark.parametrize("port", [-1, 65536, 2**31])
+def test_url_keyword_port_out_of_range_rejected(port: int) -> None:
+    """A port given as a keyword is checked like a parsed one."""
+    with pytest.raises(LocalProtocolError, match=f"invalid URL port {port}"):
+        URL(scheme=b"http", host=b"h", port=port, target=b"/")
