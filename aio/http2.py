@@ -155,10 +155,12 @@ class AsyncHTTP2Connection(ProtocolConnection):
 
         Raises:
             RuntimeError: ``request`` is for another origin.
-            ConnectionNotAvailable: The connection is closing (GOAWAY, failure)
-                or the server refused the stream: retry on another connection.
+            ConnectionNotAvailable: The connection is closing (GOAWAY,
+                failure): retry on another connection.
             ReadTimeout, WriteTimeout, ReadError, WriteError,
-            RemoteProtocolError: I/O or protocol failures.
+            RemoteProtocolError: I/O or protocol failures, or a stream the
+                server refused MAX_REFUSED_RETRIES times (refused streams are
+                sent again on this connection until then).
 
         Cancellation resets the stream; sibling streams carry on.
         """
@@ -195,7 +197,13 @@ class AsyncHTTP2Connection(ProtocolConnection):
                     raise
                 attempts += 1
                 if attempts >= MAX_REFUSED_RETRIES:
-                    raise
+                    # Not ConnectionNotAvailable: the pool would requeue it on
+                    # the next connection, which a server refusing every
+                    # stream refuses too, for ever.
+                    raise RemoteProtocolError(
+                        f"the server refused the stream {attempts} times "
+                        "(REFUSED_STREAM, RFC 9113 §8.7)"
+                    ) from exc
 
     async def _exchange(self, request: Request) -> Response:
         """One attempt: open a stream, send the request, await the head."""

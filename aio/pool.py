@@ -220,15 +220,16 @@ class AsyncConnectionPool(AsyncRequestInterface):
                     retried = True
                     actions = self._requeue(request_id, connection_id, connection)
                     continue
-                self._release(request_id, connection_id, reusable=False)
+                self._release_failed(request_id, connection_id, connection)
                 raise
             except BaseException:
-                # The connection's own state decides: HTTP/1.1 discards itself
-                # on any failure mid-exchange; HTTP/2 reset just this stream
-                # and stays usable for its siblings and the next request.
-                self._release(request_id, connection_id, reusable=True)
+                self._release_failed(request_id, connection_id, connection)
                 raise
-            self._announce(connection_id, connection, response)
+            self._announce(
+                connection_id,
+                connection,
+                shared=response.extensions.get("http_version") == b"HTTP/2",
+            )
             return Response._from_wire(
                 response.status,
                 response.headers,
@@ -430,15 +431,12 @@ class AsyncConnectionPool(AsyncRequestInterface):
         )
 
     def _announce(
-        self,
-        connection_id: int,
-        connection: AsyncConnectionInterface,
-        response: Response,
+        self, connection_id: int, connection: AsyncConnectionInterface, *, shared: bool
     ) -> None:
-        """Tell PoolState what a newly connected connection turned out to be."""
+        """Tell PoolState what a newly connected connection turned out to be:
+        ``shared`` if HTTP/2."""
         if connection_id in self._unannounced:
             self._unannounced.discard(connection_id)
-            shared = response.extensions.get("http_version") == b"HTTP/2"
             capacity = _stream_capacity(connection) if shared else None
             self._execute(
                 self._state.connection_ready(
@@ -449,6 +447,22 @@ class AsyncConnectionPool(AsyncRequestInterface):
                     capacity=capacity,
                 )
             )
+
+    def _release_failed(
+        self, request_id: int, connection_id: int, connection: AsyncConnectionInterface
+    ) -> None:
+        """Release a request whose exchange failed, cancellation included.
+
+        The connection's own state decides what happens to it: HTTP/1.1
+        discards itself on any failure mid-exchange, and so does an HTTP/2
+        connection that failed as a whole; an HTTP/2 connection still open
+        lost only this stream (a reset, a malformed response) and stays for
+        its siblings and the next request, announced now if this was its
+        first request.
+        """
+        if not connection.is_closed() and _stream_capacity(connection) is not None:
+            self._announce(connection_id, connection, shared=True)
+        self._release(request_id, connection_id, reusable=True)
 
     def _requeue(
         self, request_id: int, connection_id: int, connection: AsyncConnectionInterface

@@ -181,7 +181,7 @@ class HTTP2State:
         self._remote_settings_received = False
         self._pending_error: RemoteProtocolError | None = None
         # Streams whose request we sent and whose response has not ended.
-        self._streams: set[int] = set()
+        self._streams: dict[int, bytes] = {}  # stream id -> request method
 
     # -- introspection -------------------------------------------------------
 
@@ -335,7 +335,7 @@ class HTTP2State:
             # longer shared with the server, so the connection cannot go on.
             self._state = HTTP2ConnectionState.ERROR
             raise
-        self._streams.add(stream_id)
+        self._streams[stream_id] = method
         return stream_id
 
     def send_body(self, stream_id: int, data: bytes) -> None:
@@ -375,7 +375,7 @@ class HTTP2State:
         stream is half-closed and still counts against the peer's limit. A
         stream that is already closed on both sides is left alone.
         """
-        self._streams.discard(stream_id)
+        self._streams.pop(stream_id, None)
         stream = self._h2.streams.get(stream_id)
         if (
             self._state in (_S.OPEN, _S.DRAINING)
@@ -563,6 +563,12 @@ class HTTP2State:
                     events.append(self._malformed(stream_id))
                     continue
                 status, headers = split
+                if event.stream_ended is not None and _body_missing(
+                    self._streams.get(stream_id), status, headers
+                ):
+                    reset_here.add(stream_id)
+                    events.append(self._malformed(stream_id))
+                    continue
                 events.append(
                     ResponseReceived(
                         stream_id=stream_id,
@@ -574,7 +580,7 @@ class HTTP2State:
                 )
             elif kind is h2.events.StreamEnded:
                 stream_id = int(event.stream_id)  # type: ignore[attr-defined]
-                self._streams.discard(stream_id)
+                self._streams.pop(stream_id, None)
                 events.append(ResponseComplete(stream_id=stream_id, reusable=True))
             elif kind is h2.events.WindowUpdated:
                 assert isinstance(event, h2.events.WindowUpdated)
@@ -608,7 +614,7 @@ class HTTP2State:
             elif kind is h2.events.StreamReset:
                 assert isinstance(event, h2.events.StreamReset)
                 stream_id = int(event.stream_id)
-                self._streams.discard(stream_id)
+                self._streams.pop(stream_id, None)
                 events.append(
                     StreamReset(
                         stream_id=stream_id,
@@ -640,7 +646,7 @@ class HTTP2State:
     def _malformed(self, stream_id: int) -> StreamReset:
         # RFC 9113 §8.1.1: a malformed response is a stream error: reset that
         # stream (PROTOCOL_ERROR) and let its siblings carry on.
-        self._streams.discard(stream_id)
+        self._streams.pop(stream_id, None)
         with contextlib.suppress(h2.exceptions.H2Error):
             self._h2.reset_stream(stream_id, ErrorCode.PROTOCOL_ERROR)
         return StreamReset(
@@ -650,7 +656,8 @@ class HTTP2State:
     def _goaway(self, event: h2.events.ConnectionTerminated) -> ConnectionTerminated:
         last = int(event.last_stream_id or 0)
         retry = tuple(sorted(sid for sid in self._streams if sid > last))
-        self._streams.difference_update(retry)
+        for stream_id in retry:
+            del self._streams[stream_id]
         self._move(_Input.GOAWAY)  # input arrives only while OPEN or DRAINING
         return ConnectionTerminated(
             stream_id=0,
@@ -663,6 +670,20 @@ class HTTP2State:
 
 def _plain_headers(headers: Any) -> list[tuple[bytes, bytes]]:
     return [(bytes(name), bytes(value)) for name, value in headers or ()]
+
+
+def _body_missing(
+    method: bytes | None, status: int, headers: list[tuple[bytes, bytes]]
+) -> bool:
+    """Whether a head that ended its stream promised a body it never sent.
+
+    RFC 9113 §8.1.1: a response whose content-length differs from the DATA it
+    carries is malformed; h2 checks DATA frames, not a head with END_STREAM.
+    A HEAD answer, 204 and 304 carry no body whatever their content-length.
+    """
+    if method == b"HEAD" or status in (204, 304):
+        return False
+    return any(name == b"content-length" and int(value) for name, value in headers)
 
 
 def _split_status(headers: Any) -> tuple[int, list[tuple[bytes, bytes]]] | None:

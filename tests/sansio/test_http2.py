@@ -1735,3 +1735,51 @@ def test_error_after_events_waits_in_pending_error() -> None:
         with pytest.raises(RemoteProtocolError) as info:
             receive()
         assert info.value is error
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "length", "malformed"),
+    [
+        pytest.param(b"GET", b"200", b"10", True, id="get-200-promises-10"),
+        pytest.param(b"GET", b"404", b"1", True, id="get-404-promises-1"),
+        pytest.param(b"GET", b"200", b"0", False, id="get-200-length-0"),
+        pytest.param(b"HEAD", b"200", b"10", False, id="head"),
+        pytest.param(b"GET", b"304", b"10", False, id="not-modified"),
+        pytest.param(b"GET", b"204", b"10", False, id="no-content"),
+    ],
+)
+def test_head_ending_the_stream_must_not_promise_a_body(
+    method: bytes, status: bytes, length: bytes, malformed: bool
+) -> None:
+    """A head with END_STREAM and a non-zero content-length never sends the body
+    it announced: malformed (RFC 9113 §8.1.1), a stream error, not an empty body.
+    HEAD answers, 204 and 304 announce a length without a body."""
+
+    def setup() -> Pair:
+        pair = connect()
+        pair.client.send_request(method, b"https", b"/", [HOST], end_stream=True)
+        pair.to_server()
+        return pair
+
+    head = [(b":status", status), (b"content-length", length)]
+    data = server_says(
+        setup, lambda server: server.send_headers(1, head, end_stream=True)
+    )
+    outcome = feed_every_way(setup, data)
+    if malformed:
+        assert outcome.events == [
+            StreamReset(stream_id=1, error_code=ErrorCode.PROTOCOL_ERROR, remote=False)
+        ]
+    else:
+        assert outcome.events == [
+            ResponseReceived(
+                stream_id=1,
+                status=int(status),
+                http_version=b"HTTP/2",
+                reason_phrase=b"",
+                headers=[(b"content-length", length)],
+            ),
+            ResponseComplete(stream_id=1, reusable=True),
+        ]
+    assert outcome.state is OPEN
+    assert outcome.pair.client.open_streams == 0
