@@ -210,7 +210,9 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         sni_hostname = request.extensions.get("sni_hostname")
         if sni_hostname is not None:
             return validate_sni_hostname(sni_hostname)
-        return self._origin.host.decode("ascii")
+        # A fully qualified host ("example.com.") is verified and sent in the
+        # SNI without its dot, as certificates name it (RFC 6066 §3).
+        return self._origin.host.decode("ascii").removesuffix(".")
 
     async def _open_stream(
         self,

@@ -97,6 +97,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
             # closed it or is out of sync. Never let them pass for our response.
             self._discard()
             raise ConnectionNotAvailable()
+        was = (self._state, self._expire_at)
         self._state = HTTPConnectionState.ACTIVE
         self._request_count += 1
         self._expire_at = None
@@ -123,7 +124,14 @@ class AsyncHTTP11Connection(ProtocolConnection):
                     head.headers,
                 )
         except BaseException:
-            self._discard()
+            if self._h11.state is HTTP11ConnectionState.IDLE:
+                # Refused before a byte was queued (a Request whose fields were
+                # changed after its checks, a failing trace callback): the
+                # connection is as it was.
+                self._state, self._expire_at = was
+                self._request_count -= 1
+            else:
+                self._discard()
             async with Trace("response_closed", logger, request):
                 pass
             raise

@@ -290,9 +290,14 @@ class HTTP11State:
 
     def _send(self, event_type: Any, **fields: Any) -> None:
         # h11 validates both when an event is built and when it is sent: this is
-        # the one place its LocalProtocolError becomes ours.
+        # the one place its LocalProtocolError becomes ours. An event refused
+        # as it is built changed nothing, so the connection stays as it was.
         try:
-            pieces = self._h11.send_with_data_passthrough(event_type(**fields))
+            event = event_type(**fields)
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(f"invalid request: {exc}") from exc
+        try:
+            pieces = self._h11.send_with_data_passthrough(event)
         except h11.LocalProtocolError as exc:
             self._fail()
             raise LocalProtocolError(f"invalid request: {exc}") from exc

@@ -239,7 +239,9 @@ def validate_sni_hostname(value: object) -> str:
 
     An internationalised name becomes its A-label form (RFC 5890 §2.3.2.1); an
     IP address is allowed (``ssl`` then checks it against the certificate's IP
-    entries and sends no SNI, per RFC 6066 §3).
+    entries and sends no SNI, per RFC 6066 §3). One trailing dot (a fully
+    qualified name) is accepted and removed: the SNI carries no trailing dot
+    (RFC 6066 §3), and certificates name hosts without one.
 
     Raises:
         LocalProtocolError: Not a str/bytes, empty, or not a valid host name.
@@ -266,4 +268,4 @@ def validate_sni_hostname(value: object) -> str:
         ipaddress.ip_address(value)
     except ValueError:
         _validate_dns_name(value)
-    return value
+    return value.removesuffix(".")

@@ -354,12 +354,16 @@ INVALID_REQUEST_HEADS = [
 def test_invalid_request_head_raises_local_protocol_error(
     method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    """A request head h11 refuses raises sansio's LocalProtocolError, sends nothing."""
+    """A request head h11 refuses raises sansio's LocalProtocolError, sends
+    nothing and changes nothing: the connection still takes a valid request."""
     state = HTTP11State()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="invalid request"):
         state.send_request(method, target, headers)
     assert state.data_to_send() == b""
     assert state.stream_id == 0
+    assert state.state is IDLE
+    state.send_request(b"GET", b"/", [HOST])
+    assert state.data_to_send().startswith(b"GET / HTTP/1.1\r\n")
 
 
 # -- simple responses ----------------------------------------------------------

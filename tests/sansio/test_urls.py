@@ -373,8 +373,10 @@ def test_sni_hostname_label_rules(name: str) -> None:
 
 
 def test_sni_hostname_allows_one_trailing_dot() -> None:
-    """A fully qualified name with its root dot is a valid host name."""
-    assert validate_sni_hostname("example.com.") == "example.com."
+    """A fully qualified name with its root dot is a valid host name; the dot
+    is dropped, since the SNI carries none (RFC 6066 §3)."""
+    assert validate_sni_hostname("example.com.") == "example.com"
+    assert validate_sni_hostname(b"xn--bcher-kva.example.") == "xn--bcher-kva.example"
 
 
 # -- the regex fast path against urllib -----------------------------------------
@@ -445,7 +447,9 @@ def test_url_port_over_65535_rejected(url: str) -> None:
 
 
 @pytest.mark.parametrize("char", ["\t", "\r", "\n"])
-@pytest.mark.parametrize("where", ["http://ho{}st/", "http://host/a{}b", "http://h/?q{}"])
+@pytest.mark.parametrize(
+    "where", ["http://ho{}st/", "http://host/a{}b", "http://h/?q{}"]
+)
 def test_url_tab_cr_lf_refused_not_stripped(where: str, char: str) -> None:
     """urllib would silently delete TAB, CR and LF (WHATWG rules); a URL holding
     them is refused instead, so no byte of it can reach the wire rewritten."""
