@@ -25,7 +25,7 @@ from sansio.urls import Origin
 
 from .exceptions import ConnectionNotAvailable, ReadError, WriteError
 from .interfaces import HTTPConnectionState, ProtocolConnection
-from .models import Request, Response
+from .models import ByteStream, Request, Response
 from .streams import AsyncNetworkStream, AsyncPrefixedStream, discard_stream
 from .trace import Trace
 
@@ -154,15 +154,25 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     async def _send_request_headers(self, request: Request) -> None:
         self._h11.send_request(request.method, request.url.target, request.headers)
-        await self._flush(request)
+        if type(request.stream) is not ByteStream or (
+            "trace" in request.extensions or logger.isEnabledFor(logging.DEBUG)
+        ):
+            await self._flush(request)
+        # Else the head waits for its body: one write for the whole request
+        # (a traced request keeps the steps apart, as their events say).
 
     async def _send_request_body(self, request: Request) -> None:
         h11 = self._h11
         stream = request.stream
-        assert isinstance(stream, AsyncIterable)  # checked before anything was sent
-        async for chunk in stream:
-            h11.send_body(chunk)
-            await self._flush(request)
+        if type(stream) is ByteStream:
+            # The common case, without an async generator per request.
+            if stream.content:
+                h11.send_body(stream.content)
+        else:
+            assert isinstance(stream, AsyncIterable)  # checked before sending
+            async for chunk in stream:
+                h11.send_body(chunk)
+                await self._flush(request)
         h11.end_request()
         await self._flush(request)
 
@@ -264,38 +274,69 @@ class HTTP11ConnectionByteStream:
         self._iterated = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._start()
+        try:
+            async with Trace(
+                "receive_response_body",
+                logger,
+                self._request,
+                {"request": self._request},
+            ):
+                while (chunk := await self._next_chunk()) is not None:
+                    yield chunk
+        except BaseException:
+            await self._failed()
+            raise
+
+    async def _read_all(self) -> bytes:
+        """The whole body, as iterating would give it, without an async
+        generator (Response.aread's common case)."""
+        self._start()
+        chunks = []
+        try:
+            async with Trace(
+                "receive_response_body",
+                logger,
+                self._request,
+                {"request": self._request},
+            ):
+                while (chunk := await self._next_chunk()) is not None:
+                    chunks.append(chunk)
+        except BaseException:
+            await self._failed()
+            raise
+        return b"".join(chunks)
+
+    def _start(self) -> None:
         if self._iterated or self._closed:
             raise RuntimeError(
                 "the response body can be iterated once, before the response closes"
             )
         self._iterated = True
-        kwargs = {"request": self._request}
-        try:
-            async with Trace("receive_response_body", logger, self._request, kwargs):
-                # The body loop is inlined here: one async generator per body
-                # rather than two (this runs for every response).
-                connection = self._connection
-                request = self._request
-                if (
-                    connection._h11.state is HTTP11ConnectionState.SWITCHED
-                    and not connection._events
-                ):
-                    return  # the bytes after a 101 / CONNECT belong to network_stream
-                while True:
-                    event = await connection._next_event(request)
-                    if type(event) is DataReceived:
-                        yield event.data
-                    elif type(event) is ResponseComplete:
-                        return
-        except BaseException:
-            # Whatever broke the body (I/O, protocol, cancellation, or the
-            # consumer leaving), the connection cannot carry another request.
-            if not self._closed:
-                self._closed = True
-                self._connection._discard()
-                async with Trace("response_closed", logger, self._request):
-                    pass
-            raise
+
+    async def _next_chunk(self) -> bytes | None:
+        """The next piece of the body, or None at its end."""
+        connection = self._connection
+        if (
+            connection._h11.state is HTTP11ConnectionState.SWITCHED
+            and not connection._events
+        ):
+            return None  # the bytes after a 101 / CONNECT belong to network_stream
+        while True:
+            event = await connection._next_event(self._request)
+            if type(event) is DataReceived:
+                return event.data
+            if type(event) is ResponseComplete:
+                return None
+
+    async def _failed(self) -> None:
+        # Whatever broke the body (I/O, protocol, cancellation, or the
+        # consumer leaving), the connection cannot carry another request.
+        if not self._closed:
+            self._closed = True
+            self._connection._discard()
+            async with Trace("response_closed", logger, self._request):
+                pass
 
     async def aclose(self) -> None:
         """Release the connection; safe to call more than once."""

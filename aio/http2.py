@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 
 from sansio.events import (
     ConnectionTerminated,
@@ -355,9 +355,10 @@ class AsyncHTTP2Connection(ProtocolConnection):
             # InformationalResponse (1xx) is skipped, as httpcore does.
             assert type(event) is InformationalResponse, event
 
-    async def _receive_body(
+    async def _next_chunk(
         self, request: Request, stream_id: int, stream: _Stream
-    ) -> AsyncIterator[bytes]:
+    ) -> bytes | None:
+        """The next piece of a stream's body, or None at its end."""
         timeout = request.extensions.get("timeout", {}).get("read")
         while True:
             event = await stream.get(timeout)
@@ -367,10 +368,10 @@ class AsyncHTTP2Connection(ProtocolConnection):
                 # The application has the bytes now: open the window again.
                 self._h2.acknowledge_data(stream_id, len(event.data))
                 self._schedule_flush()
-                yield event.data
-            elif kind is ResponseComplete:
-                return
-            elif kind is StreamReset:
+                return event.data
+            if kind is ResponseComplete:
+                return None
+            if kind is StreamReset:
                 assert isinstance(event, StreamReset)
                 raise _reset_error(event)
             # TrailersReceived: httpcore does not surface trailers either.
@@ -678,21 +679,42 @@ class HTTP2ConnectionByteStream:
         self._iterated = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._start()
+        kwargs = {"request": self._request, "stream_id": self._stream_id}
+        try:
+            async with Trace("receive_response_body", logger, self._request, kwargs):
+                while (chunk := await self._next_chunk()) is not None:
+                    yield chunk
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _read_all(self) -> bytes:
+        """The whole body, as iterating would give it, without an async
+        generator (Response.aread's common case)."""
+        self._start()
+        kwargs = {"request": self._request, "stream_id": self._stream_id}
+        chunks = []
+        try:
+            async with Trace("receive_response_body", logger, self._request, kwargs):
+                while (chunk := await self._next_chunk()) is not None:
+                    chunks.append(chunk)
+        except BaseException:
+            await self.aclose()
+            raise
+        return b"".join(chunks)
+
+    def _start(self) -> None:
         if self._iterated or self._closed:
             raise RuntimeError(
                 "the response body can be iterated once, before the response closes"
             )
         self._iterated = True
-        kwargs = {"request": self._request, "stream_id": self._stream_id}
-        try:
-            async with Trace("receive_response_body", logger, self._request, kwargs):
-                async for chunk in self._connection._receive_body(
-                    self._request, self._stream_id, self._stream
-                ):
-                    yield chunk
-        except BaseException:
-            await self.aclose()
-            raise
+
+    def _next_chunk(self) -> Awaitable[bytes | None]:
+        return self._connection._next_chunk(
+            self._request, self._stream_id, self._stream
+        )
 
     async def aclose(self) -> None:
         """Release the stream (RST_STREAM CANCEL if the body did not end)."""

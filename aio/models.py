@@ -76,6 +76,11 @@ class ByteStream:
     def __init__(self, content: bytes) -> None:
         self._content = content
 
+    @property
+    def content(self) -> bytes:
+        """The whole body (drivers send it without iterating)."""
+        return self._content
+
     def __iter__(self) -> Iterator[bytes]:
         yield self._content
 
@@ -251,8 +256,13 @@ class Response:
             self._check_streamable()
             self._stream_consumed = True
             stream = self.stream
-            assert isinstance(stream, AsyncIterable)
-            self._content = b"".join([part async for part in stream])
+            # Our own body streams read whole without an async generator.
+            read_all = getattr(stream, "_read_all", None)
+            if read_all is not None:
+                self._content = await read_all()
+            else:
+                assert isinstance(stream, AsyncIterable)
+                self._content = b"".join([part async for part in stream])
         return self._content
 
     async def aiter_stream(self) -> AsyncIterator[bytes]:

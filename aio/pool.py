@@ -550,6 +550,21 @@ class PoolByteStream:
             await self.aclose()
             raise
 
+    async def _read_all(self) -> bytes:
+        """The whole body (Response.aread's common case), through the
+        connection's own ``_read_all`` when it has one: no async generator."""
+        stream = self._response.stream
+        read_all = getattr(stream, "_read_all", None)
+        try:
+            if read_all is not None:
+                content: bytes = await read_all()
+                return content
+            assert isinstance(stream, AsyncIterable)  # a connection's own body
+            return b"".join([chunk async for chunk in stream])
+        except BaseException:
+            await self.aclose()
+            raise
+
     async def aclose(self) -> None:
         """Close the response and release its connection to the pool."""
         if not self._closed:

@@ -43,6 +43,10 @@ class Trace:
         kwargs: The ``.started`` info.
 
     Set ``return_value`` inside the block to report it on ``.complete``.
+
+    When nobody listens (no ``trace`` extension, DEBUG off for ``logger``),
+    construction returns one shared do-nothing instance: every request passes
+    through several steps, and they should cost it nothing then.
     """
 
     __slots__ = (
@@ -53,6 +57,19 @@ class Trace:
         "kwargs",
         "return_value",
     )
+
+    def __new__(
+        cls,
+        name: str,
+        logger: logging.Logger,
+        request: Any = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> Trace:
+        if (
+            request is None or "trace" not in request.extensions
+        ) and not logger.isEnabledFor(logging.DEBUG):
+            return _UNTRACED
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -102,3 +119,29 @@ class Trace:
                 await self._emit("complete", {"return_value": self.return_value})
             else:
                 await self._emit("failed", {"exception": exc})
+
+
+class _Untraced(Trace):
+    """The step nobody listens to: entering, leaving and results do nothing."""
+
+    __slots__ = ()
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        pass  # a return_value nobody will read is not kept
+
+    async def __aenter__(self) -> Trace:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_UNTRACED = object.__new__(_Untraced)
