@@ -20,7 +20,12 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack.exceptions
+import hpack.hpack
+import hpack.huffman_table
 import pytest
+from hpack.huffman import HuffmanEncoder
+from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from hyperframe.frame import (
     DataFrame,
     Frame,
@@ -31,6 +36,8 @@ from hyperframe.frame import (
     SettingsFrame,
     WindowUpdateFrame,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sansio import (
     DEFAULT_MAX_HEADER_LIST_SIZE,
@@ -1783,3 +1790,23 @@ def test_head_ending_the_stream_must_not_promise_a_body(
         ]
     assert outcome.state is OPEN
     assert outcome.pair.client.open_streams == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_memoised_huffman_decoding_is_hpack_s_own(value: bytes) -> None:
+    """sansio memoises hpack's Huffman decoder (a pure function): it returns
+    what the original returns, for fresh and for cached inputs alike."""
+    encoded = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH).encode(value)
+    assert hpack.hpack.decode_huffman is not hpack.huffman_table.decode_huffman
+    for _ in range(2):
+        assert hpack.hpack.decode_huffman(encoded) == value
+        assert hpack.huffman_table.decode_huffman(encoded) == value
+
+
+def test_memoised_huffman_decoding_still_refuses_bad_codes() -> None:
+    """Invalid Huffman data raises every time: errors are not cached."""
+    bad = b"\xff\xff\xff\xff"  # EOS inside the string (RFC 7541 §5.2)
+    for _ in range(2):
+        with pytest.raises(hpack.exceptions.HPACKDecodingError):
+            hpack.hpack.decode_huffman(bad)
