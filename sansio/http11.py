@@ -543,6 +543,10 @@ class HTTP11State:
         buffer = fast.buffer
         start = len(buffer)
         if not start:
+            if data[0] < 0x21:
+                # No status line starts with a control byte or space (a TLS
+                # alert, say): h11 refuses that at once, not at a blank line.
+                return self._fall_back()
             buffer = fast.buffer = data  # the usual whole head in one read: no copy
         else:
             if type(buffer) is bytes:
