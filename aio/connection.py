@@ -29,7 +29,7 @@ from .exceptions import (
 from .http2 import AsyncHTTP2Connection
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
-from .models import Request, Response, check_scheme
+from .models import Request, Response, check_scheme, start_deadline, timeout_for
 from .streams import AsyncNetworkStream
 from .tls import default_ssl_context
 from .trace import Trace
@@ -120,6 +120,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 f"Attempted to send request to {request.url.origin} on connection "
                 f"to {self._origin}"
             )
+        start_deadline(request, again=False)  # the pool's, if it came through one
         return await self._handle(request)
 
     async def _handle(self, request: Request) -> Response:
@@ -170,12 +171,12 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
 
     async def _connect(self, request: Request) -> AsyncNetworkStream:
         """Open the stream (and TLS), retrying every step per ``retries``."""
-        timeout = request.extensions.get("timeout", {}).get("connect")
         retries_left = self._retries
         delays = _backoff_delays(RETRIES_BACKOFF_FACTOR)
         while True:
             step: dict[str, Any] = {}
             try:
+                timeout = timeout_for(request, "connect")
                 return await self._connect_once(request, timeout, step)
             except (ConnectError, ConnectTimeout):
                 if retries_left <= 0:
@@ -304,6 +305,11 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         takes no new ones); None for HTTP/1.1 or while connecting."""
         capacity = getattr(self._connection, "stream_capacity", None)
         return None if capacity is None else int(capacity())
+
+    def response_started(self) -> bool:
+        """HTTP/1.1: whether the last request got any response byte."""
+        started = getattr(self._connection, "response_started", None)
+        return started is not None and bool(started())
 
     def has_expired(self) -> bool:
         """Whether it should be closed (a failed connect counts)."""

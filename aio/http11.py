@@ -25,7 +25,7 @@ from sansio.urls import Origin
 
 from .exceptions import ConnectionNotAvailable, ReadError, WriteError
 from .interfaces import HTTPConnectionState, ProtocolConnection
-from .models import ByteStream, Request, Response
+from .models import ByteStream, Request, Response, timeout_for
 from .streams import AsyncNetworkStream, AsyncPrefixedStream, discard_stream
 from .trace import Trace
 
@@ -179,7 +179,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
     async def _flush(self, request: Request) -> None:
         data = self._h11.data_to_send()
         if data:
-            timeout = request.extensions.get("timeout", {}).get("write")
+            timeout = timeout_for(request, "write")
             await self._network_stream.write(data, timeout=timeout)
 
     # -- receiving -----------------------------------------------------------
@@ -198,7 +198,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
                         "the connection was closed while the response was read"
                     )
                 raise RuntimeError("no response is in progress on this connection")
-            timeout = request.extensions.get("timeout", {}).get("read")
+            timeout = timeout_for(request, "read")
             data = await self._network_stream.read(READ_NUM_BYTES, timeout=timeout)
             if data:
                 events.extend(h11.receive_data(data))
@@ -248,6 +248,11 @@ class AsyncHTTP11Connection(ProtocolConnection):
         await self._network_stream.aclose()
 
     # -- the pool's view -----------------------------------------------------
+
+    def response_started(self) -> bool:
+        """Whether the last request got any response byte (a failure before
+        that may be retried elsewhere: the server did not answer it)."""
+        return self._h11.response_started
 
     def is_available(self) -> bool:
         """Whether a request may be sent now (HTTP/1.1: one at a time)."""

@@ -44,7 +44,7 @@ from .exceptions import (
     WriteTimeout,
 )
 from .interfaces import HTTPConnectionState, ProtocolConnection
-from .models import ByteStream, Request, Response
+from .models import ByteStream, Request, Response, timeout_for
 from .streams import AsyncNetworkStream, await_with_timeout, discard_stream
 from .trace import Trace
 
@@ -307,7 +307,7 @@ class AsyncHTTP2Connection(ProtocolConnection):
         self, request: Request, stream_id: int, stream: _Stream
     ) -> None:
         h2 = self._h2
-        timeout = request.extensions.get("timeout", {}).get("write")
+        timeout = timeout_for(request, "write")
         body = request.stream
         assert isinstance(body, AsyncIterable)
         async for chunk in body:
@@ -345,7 +345,7 @@ class AsyncHTTP2Connection(ProtocolConnection):
     async def _receive_head(
         self, request: Request, stream: _Stream
     ) -> ResponseReceived:
-        timeout = request.extensions.get("timeout", {}).get("read")
+        timeout = timeout_for(request, "read")
         while True:
             event = await stream.get(timeout)
             if type(event) is ResponseReceived:
@@ -359,7 +359,7 @@ class AsyncHTTP2Connection(ProtocolConnection):
         self, request: Request, stream_id: int, stream: _Stream
     ) -> bytes | None:
         """The next piece of a stream's body, or None at its end."""
-        timeout = request.extensions.get("timeout", {}).get("read")
+        timeout = timeout_for(request, "read")
         while True:
             event = await stream.get(timeout)
             kind = type(event)
@@ -407,7 +407,7 @@ class AsyncHTTP2Connection(ProtocolConnection):
     async def _flush(self, request: Request | None = None) -> None:
         timeout = None
         if request is not None:
-            timeout = request.extensions.get("timeout", {}).get("write")
+            timeout = timeout_for(request, "write")
         lock = self._write_lock
         if lock.locked() and timeout is not None:
             # Waiting for another writer is part of this write's time.

@@ -9,6 +9,7 @@ fails before any socket opens.
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
@@ -120,7 +121,7 @@ class Request:
             that would put CR, LF, NUL or other illegal bytes on the wire.
     """
 
-    __slots__ = ("extensions", "headers", "method", "stream", "url")
+    __slots__ = ("_deadline", "extensions", "headers", "method", "stream", "url")
 
     def __init__(
         self,
@@ -167,6 +168,8 @@ class Request:
         self.headers: Headers = headers
         self.stream = _enforce_stream(content, name="content")
         self.extensions: Extensions = {} if extensions is None else extensions
+        # When the ``total`` timeout runs out (time.monotonic()), once sent.
+        self._deadline: float | None = None
         if "target" in self.extensions:
             self.url = URL(
                 scheme=self.url.scheme,
@@ -181,6 +184,34 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} [{self.method!r}]>"
+
+
+def start_deadline(request: Request, *, again: bool) -> None:
+    """Fix when the request's ``total`` timeout runs out, counting from now.
+
+    The pool calls this for every request it is given (``again``: a Request
+    object sent twice gets a fresh deadline each time); a connection used on
+    its own calls it only for a request that has none yet.
+    """
+    if again or request._deadline is None:
+        timeouts = request.extensions.get("timeout")
+        total = None if not timeouts else timeouts.get("total")
+        request._deadline = None if total is None else time.monotonic() + total
+
+
+def timeout_for(request: Request, operation: str) -> float | None:
+    """The ``timeout`` extension's limit for ``operation`` (``"connect"``,
+    ``"read"``, ``"write"``, ``"pool"``), shortened to the time left before
+    the request's ``total`` deadline when it has one."""
+    timeouts = request.extensions.get("timeout")
+    if not timeouts:
+        return None
+    timeout: float | None = timeouts.get(operation)
+    deadline = request._deadline
+    if deadline is None:
+        return timeout
+    left = max(deadline - time.monotonic(), 0.0)
+    return left if timeout is None or left < timeout else timeout
 
 
 class Response:

@@ -41,7 +41,15 @@ from .exceptions import (
     WriteError,
 )
 from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
-from .models import ByteStream, Proxy, Request, Response, check_scheme
+from .models import (
+    ByteStream,
+    Proxy,
+    Request,
+    Response,
+    check_scheme,
+    start_deadline,
+    timeout_for,
+)
 from .proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
 from .socks import AsyncSocks5Connection
 from .trace import Trace
@@ -163,7 +171,8 @@ class AsyncConnectionPool(AsyncRequestInterface):
         check_scheme(request.url)
         if self._closed:
             raise RuntimeError("The connection pool is closed.")
-        timeout = request.extensions.get("timeout", {}).get("pool")
+        start_deadline(request, again=True)
+        timeout = timeout_for(request, "pool")
         loop = asyncio.get_running_loop()
         arrived = loop.time()
         # The pool's own trace step costs an object and two awaits: paid only
@@ -214,6 +223,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
                     and not retried
                     and _retryable(request, exc)
                     and not connection.is_available()
+                    and not _response_started(connection)
                 ):
                     # A kept-alive connection the server dropped before any
                     # response byte: one more try, on a fresh connection.
@@ -508,6 +518,11 @@ def _stream_capacity(connection: AsyncConnectionInterface) -> int | None:
     capacity = getattr(connection, "stream_capacity", None)
     value = None if capacity is None else capacity()
     return None if value is None else int(value)
+
+
+def _response_started(connection: AsyncConnectionInterface) -> bool:
+    started = getattr(connection, "response_started", None)
+    return started is not None and bool(started())
 
 
 def _abort(connection: AsyncConnectionInterface) -> None:

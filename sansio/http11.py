@@ -188,6 +188,11 @@ class HTTP11State:
         return self._pending_error
 
     @property
+    def response_started(self) -> bool:
+        """Whether any byte of the current cycle's response has arrived."""
+        return self._response_started
+
+    @property
     def is_sending_body(self) -> bool:
         """Whether the request body may still be sent (its end not yet sent)."""
         if self._fast is not None:

@@ -107,6 +107,34 @@ async def test_pool_timeout_with_one_connection_held(
         assert "0 queued" in repr(pool)
 
 
+async def test_total_deadline_covers_the_wait_for_a_connection(
+    hypercorn_plain: HypercornPeer,
+) -> None:
+    """``total`` bounds the whole request, the pool wait included: with no
+    ``pool`` key, a request queued behind a held connection raises PoolTimeout
+    once its total runs out; the same Request object sent again later gets a
+    deadline of its own and succeeds."""
+    url = hypercorn_plain.url + "/"
+    host = url.split("/")[2]
+    request = aio.Request(
+        "GET", url, headers={"Host": host}, extensions={"timeout": {"total": 0.3}}
+    )
+    async with aio.AsyncConnectionPool(max_connections=1) as pool:
+        async with pool.stream("GET", url) as held:
+            start = time.monotonic()
+            with pytest.raises(aio.PoolTimeout):
+                await pool.handle_async_request(request)
+            elapsed = time.monotonic() - start
+            await held.aread()
+        assert 0.29 <= elapsed < 0.55
+        await asyncio.sleep(0.35)  # past the first deadline
+        response = await pool.handle_async_request(request)
+        assert response.status == 200
+        await response.aread()
+        await response.aclose()
+        assert pool.stats()["requests_active"] == 0
+
+
 async def test_waiting_request_gets_the_released_connection(
     hypercorn_plain: HypercornPeer,
 ) -> None:
