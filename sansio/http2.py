@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -453,9 +454,16 @@ class HTTP2State:
         Raises:
             RemoteProtocolError: The server broke HTTP/2 (the connection is now
                 ERROR; a GOAWAY is waiting in ``data_to_send()``).
+            LocalProtocolError: Called before ``initiate()``.
         """
         if self._state is HTTP2ConnectionState.ERROR:
             return self._refuse_input()
+        if self._state is HTTP2ConnectionState.NEW:
+            # Our misuse, refused before h2 sees a byte: h2 would queue its
+            # SETTINGS ACK ahead of our preface (RFC 9113 §3.4).
+            raise LocalProtocolError(
+                "cannot receive data while the connection is NEW: initiate() first"
+            )
         if not data or self._state is HTTP2ConnectionState.CLOSED:
             return []
         self._inbound += data
@@ -514,7 +522,7 @@ class HTTP2State:
         except h2.exceptions.ProtocolError as exc:
             # Every error h2 raises on input is a ProtocolError (its other
             # H2Errors come from commands only).
-            raise RemoteProtocolError(f"HTTP/2 protocol error: {exc}") from exc
+            raise RemoteProtocolError(_input_error_message(exc)) from exc
         events = self._translate(h2_events)
         self._take_h2_output()
         return events
@@ -687,6 +695,21 @@ class HTTP2State:
 
 def _plain_headers(headers: Any) -> list[tuple[bytes, bytes]]:
     return [(bytes(name), bytes(value)) for name, value in headers or ()]
+
+
+def _input_error_message(exc: h2.exceptions.ProtocolError) -> str:
+    """Our words for h2's error on received bytes: the same bytes always give
+    the same message (hpack quotes a buffer's repr, with its address)."""
+    if isinstance(exc, h2.exceptions.NoSuchStreamError):
+        # h2 says only the stream id.
+        return (
+            f"HTTP/2 protocol error: a frame for stream {exc.stream_id}, which is "
+            "closed or was never opened (RFC 9113 §5.1)"
+        )
+    return "HTTP/2 protocol error: " + _OBJECT_ADDRESS.sub("", str(exc))
+
+
+_OBJECT_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def _body_missing(

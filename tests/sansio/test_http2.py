@@ -1810,3 +1810,15 @@ def test_memoised_huffman_decoding_still_refuses_bad_codes() -> None:
     for _ in range(2):
         with pytest.raises(hpack.exceptions.HPACKDecodingError):
             hpack.hpack.decode_huffman(bad)
+
+
+def test_frame_for_a_stream_never_opened_is_named() -> None:
+    """DATA on a stream we never opened: a connection error whose message says
+    what was wrong, not only the stream id."""
+    setup = requested()
+    data = DataFrame(3, data=b"x").serialize()
+    for failure in errors_every_way(setup, data):
+        assert str(failure.error) == (
+            "HTTP/2 protocol error: a frame for stream 3, which is closed or was "
+            "never opened (RFC 9113 §5.1)"
+        ), failure.way
