@@ -348,22 +348,18 @@ class HTTP11State:
             if not self._response_started:
                 self._fail()
                 raise RemoteProtocolError(_SERVER_DISCONNECTED)
-            replayed: list[Event] = []
             if self._fast is not None:
                 if not self._fast.in_head:
                     return self._fast_receive_eof()
-                # Still in the head: h11 words the error (or finds the end).
+                # Still in a head without its blank line, which makes no event
+                # in h11 either: h11 words the error.
                 replayed = self._fall_back()
-                if self._state is not HTTP11ConnectionState.ACTIVE:
-                    return replayed
+                assert not replayed, replayed
             self._h11.receive_data(b"")
-            events = replayed + self._events()
-            if self._state is HTTP11ConnectionState.ACTIVE:
-                # h11 read to EOF without completing the response.
-                self._fail()
-                raise RemoteProtocolError(
-                    "Server disconnected before the response was complete."
-                )
+            events = self._events()
+            # After EOF h11 has either completed the response (read to EOF)
+            # or raised: the cycle is over.
+            assert self._state is not HTTP11ConnectionState.ACTIVE, self._state
             return events
         if state is HTTP11ConnectionState.IDLE or state is _S.CLOSED:
             self._move(_Input.EOF)
@@ -402,8 +398,12 @@ class HTTP11State:
             except h11.RemoteProtocolError as exc:
                 self._fail()
                 raise RemoteProtocolError(self._describe(exc)) from exc
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                self._check_incomplete_head()
+            if (
+                event is h11.NEED_DATA
+                or event is h11.PAUSED
+                # Never seen here in practice: a cycle is over at EndOfMessage.
+                or type(event) is h11.ConnectionClosed
+            ):
                 return
             if type(event) is h11.Data:
                 # h11 hands out bytearray slices of its buffer; events carry bytes.
@@ -433,7 +433,8 @@ class HTTP11State:
                     )
                 events.append(self._complete())
                 return
-            elif type(event) is h11.InformationalResponse:
+            else:
+                assert type(event) is h11.InformationalResponse, event
                 self._check_head(event)
                 if event.status_code == 101:
                     events.append(
@@ -463,8 +464,6 @@ class HTTP11State:
                         reason_phrase=event.reason,
                     )
                 )
-            else:  # h11.ConnectionClosed: only reachable after EOF
-                return
 
     def _switch(self) -> ProtocolSwitched:
         self._move(_Input.SWITCH)
@@ -665,18 +664,13 @@ class HTTP11State:
         events: list[Event] = []
         fed = self._fed
         self._fed -= sum(map(len, fast.raw))
+        # Only the last piece can complete a head or hold an error h11 sees
+        # (the fast path hands over at the first read that ends a head or is
+        # not plain), so its _events() hands out events and any pending error.
         for piece in fast.raw:
             self._fed += len(piece)
             conn.receive_data(piece)
-            try:
-                events += self._events()
-            except RemoteProtocolError as exc:
-                if not events:
-                    raise
-                self._pending_error = exc
-                break
-            if self._pending_error is not None:
-                break
+            events += self._events()
         self._fed = fed
         return events
 
@@ -712,13 +706,6 @@ class HTTP11State:
                 f"than max_header_count={self._max_header_count} or "
                 f"max_header_bytes={self._max_header_bytes}"
             )
-
-    def _check_incomplete_head(self) -> None:
-        if self._head_start is not None:
-            pending = self._fed - self._head_start
-            if pending > self._max_header_bytes:
-                self._fail()
-                raise RemoteProtocolError(self._incomplete_head_message(pending))
 
     def _incomplete_head_message(self, pending: int) -> str:
         return (

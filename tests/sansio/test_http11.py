@@ -1270,3 +1270,17 @@ def test_informational_flood_is_capped() -> None:
     with pytest.raises(RemoteProtocolError, match="more than 100 informational"):
         state.receive_data(b"HTTP/1.1 103 Early Hints\r\n\r\n")
     assert state.state is ERROR
+
+
+def test_response_started_counts_any_byte_of_this_cycle() -> None:
+    """response_started: False until the first response byte of the current
+    cycle, True from then on, False again when the next request goes out (a
+    driver retries a request elsewhere only while it is False)."""
+    state = GET.start()
+    assert not state.response_started
+    state.receive_data(b"H")
+    assert state.response_started
+    state.receive_data(b"TTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert state.state is IDLE
+    state.send_request(b"GET", b"/", [HOST])
+    assert not state.response_started
