@@ -49,7 +49,7 @@ from .events import (
     ResponseReceived,
     TrailersReceived,
 )
-from .headers import _TARGET, _TOKEN
+from .headers import _TARGET, _TOKEN, validate_field
 
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
@@ -236,6 +236,11 @@ class HTTP11State:
             self._outgoing.append(fast.head)
             self._fast = fast
         else:
+            # h11 lets control bytes other than CR, LF and NUL through in field
+            # values; the fields get the rules HTTP2State applies (the fast
+            # path's own checks are those rules already).
+            for name, value in headers:
+                validate_field(name, value)
             self._send(h11.Request, method=method, target=target, headers=list(headers))
         self._move(_Input.SEND_REQUEST)
         self._stream_id += 1

@@ -357,19 +357,19 @@ def _set_sni(request: aio.Request) -> None:
     [
         pytest.param(
             _append_header(b"X-Id", b"1\r\nX-Evil: 1"),
-            r"Illegal header value|invalid value for header",
+            "invalid value for header",
             True,
             id="value",
         ),
         pytest.param(
             _append_header(b"X-Evil\r\nX-Id", b"1"),
-            r"Illegal header name|invalid header name",
+            "invalid header name",
             True,
             id="name",
         ),
         pytest.param(
             _append_header(b":path", b"/evil"),
-            r"Illegal header name|pseudo-header fields are derived",
+            r"invalid header name|pseudo-header fields are derived",
             True,
             id="pseudo-header",
         ),

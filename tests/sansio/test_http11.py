@@ -338,6 +338,11 @@ INVALID_REQUEST_HEADS = [
     pytest.param(b"GET", b"/a b", [HOST], id="space-in-target"),
     pytest.param(b"GET", b"/", [HOST, (b"X-A", b"a\r\nb")], id="crlf-in-value"),
     pytest.param(b"GET", b"/", [HOST, (b"Bad Name", b"v")], id="space-in-name"),
+    pytest.param(b"GET", b"/", [HOST, (b"X-A", b"a\x01b")], id="ctl-in-value"),
+    pytest.param(b"GET", b"/", [HOST, (b"X-A", b"a\x7fb")], id="del-in-value"),
+    pytest.param(
+        b"GET", b"/", [HOST, (b"Upgrade", b"x\x1by")], id="ctl-on-the-h11-path"
+    ),
     pytest.param(
         b"POST",
         b"/",
@@ -357,7 +362,9 @@ def test_invalid_request_head_raises_local_protocol_error(
     """A request head h11 refuses raises sansio's LocalProtocolError, sends
     nothing and changes nothing: the connection still takes a valid request."""
     state = HTTP11State()
-    with pytest.raises(LocalProtocolError, match="invalid request"):
+    with pytest.raises(
+        LocalProtocolError, match=r"invalid (request|header name|value for header)"
+    ):
         state.send_request(method, target, headers)
     assert state.data_to_send() == b""
     assert state.stream_id == 0

@@ -623,12 +623,14 @@ def test_injection_refused_before_any_byte(
     else:
         value = _with_forbidden(value, position, bad)
     state = HTTP11State(fast_path=fast)
-    with pytest.raises(LocalProtocolError, match="invalid request"):
+    with pytest.raises(LocalProtocolError, match=REFUSED_FIELD):
         state.send_request(b"GET", b"/", [HOST, (name, value)])
     assert_unchanged(state)
 
 
 NON_TCHAR = bytes(code for code in range(256) if code not in TCHAR)
+# sansio's words for a refused field, or h11's (after "invalid request: ").
+REFUSED_FIELD = r"invalid (request|header name|value for header)"
 
 
 @given(
@@ -644,7 +646,7 @@ def test_non_token_name_refused_before_any_byte(
     """A field name with any byte outside tchar (or an empty one) is refused."""
     name = _with_forbidden(name, position, bad) if position < 10 else b""
     state = HTTP11State(fast_path=fast)
-    with pytest.raises(LocalProtocolError, match="invalid request"):
+    with pytest.raises(LocalProtocolError, match=REFUSED_FIELD):
         state.send_request(b"GET", b"/", [HOST, (name, b"v")])
     assert_unchanged(state)
 
