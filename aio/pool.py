@@ -228,7 +228,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
                     # A kept-alive connection the server dropped before any
                     # response byte: one more try, on a fresh connection.
                     retried = True
-                    actions = self._requeue(request_id, connection_id, connection)
+                    actions = self._requeue(
+                        request_id, connection_id, connection, fresh=True
+                    )
                     continue
                 self._release_failed(request_id, connection_id, connection)
                 raise
@@ -475,10 +477,17 @@ class AsyncConnectionPool(AsyncRequestInterface):
         self._release(request_id, connection_id, reusable=True)
 
     def _requeue(
-        self, request_id: int, connection_id: int, connection: AsyncConnectionInterface
+        self,
+        request_id: int,
+        connection_id: int,
+        connection: AsyncConnectionInterface,
+        *,
+        fresh: bool = False,
     ) -> list[PoolAction]:
         dead = connection.is_closed() or connection.has_expired()
-        return self._state.requeue(request_id, time.monotonic(), connection_dead=dead)
+        return self._state.requeue(
+            request_id, time.monotonic(), connection_dead=dead, fresh=fresh
+        )
 
     def _release(self, request_id: int, connection_id: int, *, reusable: bool) -> None:
         connection = self._connections.get(connection_id)

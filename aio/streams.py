@@ -209,11 +209,18 @@ class AsyncIOStream(AsyncNetworkStream):
     Args:
         transport: The connected transport.
         protocol: Its :class:`_StreamProtocol`, already attached.
+        under: For TLS, the transport the TLS layer runs on.
     """
 
-    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        protocol: _StreamProtocol,
+        under: asyncio.Transport | None = None,
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._under = under
         self._closed = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -260,7 +267,13 @@ class AsyncIOStream(AsyncNetworkStream):
         protocol = self._protocol
         if protocol.exc is not None:
             raise WriteError(str(protocol.exc)) from protocol.exc
-        if self._closed or self._transport.is_closing():
+        if (
+            self._closed
+            or self._transport.is_closing()
+            # A TLS transport learns late that the socket under it is gone:
+            # asyncio would take (and, past five writes, log) every write.
+            or (self._under is not None and self._under.is_closing())
+        ):
             raise WriteError("the connection is closed")
         try:
             self._transport.write(buffer)
@@ -365,7 +378,7 @@ class AsyncIOStream(AsyncNetworkStream):
             self._transport.abort()
             raise ConnectError("connection closed during the TLS handshake")
         protocol.transport = transport
-        return AsyncIOStream(transport, protocol)
+        return AsyncIOStream(transport, protocol, under=self._transport)
 
     def get_extra_info(self, info: str) -> Any:
         """Return ``ssl_object``, ``client_addr``, ``server_addr``, ``socket``,

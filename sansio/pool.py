@@ -341,7 +341,12 @@ class PoolState:
         return self.request_released(request_id, reusable=False, now=now)
 
     def requeue(
-        self, request_id: int, now: float, *, connection_dead: bool = False
+        self,
+        request_id: int,
+        now: float,
+        *,
+        connection_dead: bool = False,
+        fresh: bool = False,
     ) -> list[PoolAction]:
         """Move a request off its connection and place it again, at the front.
 
@@ -350,7 +355,10 @@ class PoolState:
         connection failed before any response byte. With ``connection_dead``
         the old connection is closed; its room goes to this request first, then
         to the others waiting. Otherwise the old connection stays, idle once
-        nothing uses it.
+        nothing uses it. With ``fresh`` the request is placed only on a
+        connection being opened (for it, or still connecting): after a reused
+        connection turned out dead, the other idle ones, left idle as long,
+        may be just as dead.
         """
         request = self._requests.get(request_id)
         actions: list[PoolAction] = []
@@ -372,7 +380,7 @@ class PoolState:
         request.state = PoolRequestState.WAITING
         # The request is placed first: it keeps its turn ahead of everyone
         # who waited less. Only then may its old connection serve others.
-        placed = self._place(request, now, actions, avoid=connection)
+        placed = self._place(request, now, actions, avoid=connection, fresh=fresh)
         if not placed:
             self._queue(request, front=True)
         if (
@@ -465,13 +473,16 @@ class PoolState:
         actions: list[PoolAction],
         *,
         avoid: _Connection | None = None,
+        fresh: bool = False,
     ) -> bool:
         keyed = self._key(request.key)
         # 1. A shared connection with a free stream (or one still connecting
         #    that will probably be shared: its requests queue on its connect).
         for connection_id in list(keyed.shared):
             connection = self._connections[connection_id]
-            if connection is avoid:
+            if connection is avoid or (
+                fresh and connection.state is not PoolConnectionState.CONNECTING
+            ):
                 continue
             if (
                 connection.state is PoolConnectionState.IDLE
@@ -487,7 +498,7 @@ class PoolState:
                 self._assign(request, connection, actions)
                 return True
         # 2. An idle connection of this key, most recently used first.
-        while keyed.idle:
+        while keyed.idle and not fresh:
             idle = self._connections.get(keyed.idle.pop())
             if idle is None or idle.state is not PoolConnectionState.IDLE:
                 continue

@@ -1468,3 +1468,45 @@ def test_release_of_a_waiting_request_only_forgets_it() -> None:
     assert pool.counts() == counts(active=1, requests_active=1)
     assert pool.request_released(r1, reusable=True, now=2.0) == []
     assert pool.connection_state(connection_id) is IDLE
+
+
+def test_fresh_requeue_skips_idle_connections() -> None:
+    """A retry after a reused connection died goes on a new connection, not on
+    another idle one (left idle as long, it may be just as dead)."""
+    pool = PoolState(max_connections=3)
+    r1, older = connected(pool, A)
+    r2, newer = connected(pool, A)
+    pool.request_released(r1, reusable=True, now=0.0)
+    pool.request_released(r2, reusable=True, now=0.0)
+    request_id, actions = pool.request_arrived(A, shared=False, now=1.0)
+    (assigned,) = actions
+    assert isinstance(assigned, AssignRequest)
+    dead = assigned.connection_id
+    assert dead == newer  # most recently used first
+    closed, *actions = pool.requeue(request_id, 2.0, connection_dead=True, fresh=True)
+    assert closed == CloseConnection(connection_id=dead)
+    assert only_open(actions, request_id, A) not in (older, dead)
+    assert pool.connection_state(older) is IDLE
+
+
+def test_fresh_requeue_skips_live_shared_connections_but_joins_a_connecting_one() -> (
+    None
+):
+    """For HTTP/2 the same holds: a shared connection already in use is passed
+    over, one still connecting is as fresh as a new one."""
+    pool = PoolState()
+    _, shared = connected(pool, H2, http2=True)
+    request_id, actions = pool.request_arrived(H2, shared=True, now=0.0)
+    assert actions == [AssignRequest(request_id=request_id, connection_id=shared)]
+    actions = pool.requeue(request_id, 1.0, fresh=True)
+    opened = only_open(actions, request_id, H2)
+    assert opened != shared
+    joiner, actions = pool.request_arrived(H2, shared=True, now=1.0)
+    assert actions == [AssignRequest(request_id=joiner, connection_id=shared)]
+    pool.request_released(joiner, reusable=True, now=1.0)
+    assert pool.requeue(joiner, 1.5, fresh=True) == []
+    second, actions = pool.request_arrived(H2, shared=True, now=2.0)
+    assert actions == [AssignRequest(request_id=second, connection_id=shared)]
+    assert pool.requeue(second, 2.0, fresh=True) == [
+        AssignRequest(request_id=second, connection_id=opened)
+    ]

@@ -1,0 +1,1 @@
+"""Chaos and soak runs (``make stress``), outside ``make test``."""
