@@ -63,12 +63,24 @@ def enforce_bytes(value: bytes | str, *, name: str) -> bytes:
 
 
 def _validate_host(host: bytes) -> bytes:
-    if host and _HOST.fullmatch(host) is None:
+    if host and (
+        _HOST.fullmatch(host) is None or (b":" in host and not _is_ipv6(host))
+    ):
         raise LocalProtocolError(
             f"invalid URL host {host!r}: only RFC 3986 reg-name characters, IPv4 "
-            "and IPv6 literals are allowed (no CR, LF, NUL, space or delimiters)"
+            "and IPv6 literals are allowed (no CR, LF, NUL, space or delimiters; "
+            "a ':' only in an IPv6 address)"
         )
     return host
+
+
+def _is_ipv6(host: bytes) -> bool:
+    """Whether ``host`` is an IPv6 address (a zone id may be %25-encoded)."""
+    try:
+        ipaddress.IPv6Address(host.replace(b"%25", b"%").decode("ascii"))
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,8 @@ def _parse_simple(raw: bytes) -> _Parts | None:
             return None  # urllib's error message
     if host[0] == 0x5B:  # "[": urllib strips the brackets of an IPv6 literal
         host = host[1:-1]
+        if not _is_ipv6(host):
+            return None  # urllib's error message
     target = (path or b"/") + (b"?" + query if query else b"")
     return scheme, host.lower(), port, target
 
@@ -122,13 +136,17 @@ def _parse(raw: bytes) -> _Parts:
     # contains them is refused rather than quietly rewritten.
     if _STRIPPED_BY_URLLIB.search(raw):
         raise LocalProtocolError(f"invalid URL {raw!r}: TAB, CR and LF are not allowed")
-    parsed = urllib.parse.urlsplit(raw)
+    try:
+        parsed = urllib.parse.urlsplit(raw)
+        hostname = parsed.hostname
+    except ValueError as exc:  # brackets, non-ASCII bytes (UnicodeDecodeError)
+        raise LocalProtocolError(f"invalid URL {raw!r}: {exc}") from exc
     try:
         port = parsed.port
     except ValueError as exc:
         raise LocalProtocolError(f"invalid URL port: {exc}") from exc
     target = (parsed.path or b"/") + (b"?" + parsed.query if parsed.query else b"")
-    return parsed.scheme, parsed.hostname or b"", port, target
+    return parsed.scheme, hostname or b"", port, target
 
 
 class URL:

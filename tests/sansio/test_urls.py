@@ -462,3 +462,32 @@ def test_url_keyword_port_out_of_range_rejected(port: int) -> None:
     """A port given as a keyword is checked like a parsed one."""
     with pytest.raises(LocalProtocolError, match=f"invalid URL port {port}"):
         URL(scheme=b"http", host=b"h", port=port, target=b"/")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"http://[::1/", b"http://a]b/", b"http://h\xff/", b"http://[2:1]/"],
+    ids=["unclosed-bracket", "stray-bracket", "non-ascii", "bracketed-not-ipv6"],
+)
+def test_urls_urllib_refuses_raise_local_protocol_error(raw: bytes) -> None:
+    """urllib's own ValueError / UnicodeDecodeError never escape: a URL it
+    cannot parse is a LocalProtocolError naming the URL."""
+    with pytest.raises(LocalProtocolError, match="invalid URL b'http://"):
+        URL(raw)
+
+
+def test_fast_parser_hands_bracketed_non_ipv6_hosts_to_urllib() -> None:
+    """The regex path takes only real IPv6 literals in brackets (urllib refuses
+    others), so both paths agree."""
+    assert _parse_simple(b"http://[2:1]/") is None
+    assert _parse_simple(b"http://[::1]:8080/x") == (b"http", b"::1", 8080, b"/x")
+    assert URL(b"http://[fe80::1%25eth0]/").host == b"fe80::1%25eth0"
+
+
+@pytest.mark.parametrize("host", [b"example.com:8443", b"a:b", b"1.2.3.4:80"])
+def test_url_host_part_with_colon_must_be_ipv6(host: bytes) -> None:
+    """A host given as a part may hold ':' only as an IPv6 address: a port
+    smuggled into it would make a Host header that does not parse back."""
+    with pytest.raises(LocalProtocolError, match="only in an IPv6 address"):
+        URL(scheme=b"http", host=host, target=b"/")
+    assert URL(scheme=b"http", host=b"::1", target=b"/").host == b"::1"
