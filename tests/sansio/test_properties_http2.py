@@ -53,6 +53,7 @@ from sansio import (
 )
 from sansio.http2 import _TRANSITIONS, _Input
 from tests.sansio.splitting import bytewise, merge_data, whole
+from tests.sansio.test_http2 import Pair, new_server
 
 S = HTTP2ConnectionState
 Server = h2.connection.H2Connection
@@ -97,25 +98,6 @@ response_fields = st.tuples(
 
 
 # -- a client and an h2 server -----------------------------------------------------
-
-
-def new_server() -> Server:
-    config = h2.config.H2Configuration(client_side=False, header_encoding=None)
-    return Server(config=config)
-
-
-@dataclass
-class Pair:
-    """Our client state and the h2 server it talks to, wired by hand."""
-
-    client: HTTP2State
-    server: Server
-
-    def to_server(self) -> list[h2.events.Event]:
-        return list(self.server.receive_data(self.client.data_to_send()))
-
-    def to_client(self) -> list[Event]:
-        return self.client.receive_data(self.server.data_to_send())
 
 
 def connect(requests: int = 0) -> Pair:
