@@ -29,7 +29,14 @@ from .exceptions import (
 from .http2 import AsyncHTTP2Connection
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
-from .models import Request, Response, check_scheme, start_deadline, timeout_for
+from .models import (
+    Request,
+    Response,
+    check_scheme,
+    start_deadline,
+    time_left,
+    timeout_for,
+)
 from .streams import AsyncNetworkStream
 from .tls import default_ssl_context
 from .trace import Trace
@@ -175,15 +182,19 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         delays = _backoff_delays(RETRIES_BACKOFF_FACTOR)
         while True:
             step: dict[str, Any] = {}
+            timeout = timeout_for(request, "connect")
             try:
-                timeout = timeout_for(request, "connect")
                 return await self._connect_once(request, timeout, step)
             except (ConnectError, ConnectTimeout):
                 if retries_left <= 0:
                     raise
                 retries_left -= 1
+                delay = next(delays)
+                left = time_left(request)  # a backoff never outlasts ``total``
+                if left is not None:
+                    delay = min(delay, max(left, 0.0))
                 async with Trace("retry", logger, request, step):
-                    await self._network_backend.sleep(next(delays))
+                    await self._network_backend.sleep(delay)
 
     async def _connect_once(
         self, request: Request, timeout: float | None, step: dict[str, Any]

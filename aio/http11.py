@@ -27,7 +27,7 @@ from .exceptions import ConnectionNotAvailable, ReadError, WriteError
 from .interfaces import HTTPConnectionState, ProtocolConnection
 from .models import ByteStream, Request, Response, timeout_for
 from .streams import AsyncNetworkStream, AsyncPrefixedStream, discard_stream
-from .trace import Trace
+from .trace import Trace, tracing
 
 __all__ = ["AsyncHTTP11Connection"]
 
@@ -97,7 +97,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
             # closed it or is out of sync. Never let them pass for our response.
             self._discard()
             raise ConnectionNotAvailable()
-        was = (self._state, self._expire_at)
+        was = (self._state, self._expire_at, self._h11.stream_id)
         self._state = HTTPConnectionState.ACTIVE
         self._request_count += 1
         self._expire_at = None
@@ -124,11 +124,14 @@ class AsyncHTTP11Connection(ProtocolConnection):
                     head.headers,
                 )
         except BaseException:
-            if self._h11.state is HTTP11ConnectionState.IDLE:
+            if (
+                self._h11.state is HTTP11ConnectionState.IDLE
+                and self._h11.stream_id == was[2]
+            ):
                 # Refused before a byte was queued (a Request whose fields were
                 # changed after its checks, a failing trace callback): the
                 # connection is as it was.
-                self._state, self._expire_at = was
+                self._state, self._expire_at, _ = was
                 self._request_count -= 1
             else:
                 self._discard()
@@ -154,9 +157,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     async def _send_request_headers(self, request: Request) -> None:
         self._h11.send_request(request.method, request.url.target, request.headers)
-        if type(request.stream) is not ByteStream or (
-            "trace" in request.extensions or logger.isEnabledFor(logging.DEBUG)
-        ):
+        if type(request.stream) is not ByteStream or tracing(request, logger):
             await self._flush(request)
         # Else the head waits for its body: one write for the whole request
         # (a traced request keeps the steps apart, as their events say).

@@ -306,25 +306,40 @@ class AsyncHTTP2Connection(ProtocolConnection):
     async def _send_body(
         self, request: Request, stream_id: int, stream: _Stream
     ) -> None:
-        h2 = self._h2
-        timeout = timeout_for(request, "write")
         body = request.stream
-        assert isinstance(body, AsyncIterable)
-        async for chunk in body:
-            view = memoryview(chunk)
-            while view:
-                if stream.finished:
-                    return  # the server answered (or reset) already: stop sending
-                window = h2.available_window(stream_id)
-                if window == 0:
-                    await self._wait_for_window(timeout)
-                    continue
-                h2.send_body(stream_id, bytes(view[:window]))
-                view = view[window:]
-                await self._flush(request)
+        if type(body) is ByteStream:
+            # A bytes body is sent without iterating it (no async generator).
+            if body.content and not await self._send_chunk(
+                request, stream_id, stream, body.content
+            ):
+                return
+        else:
+            assert isinstance(body, AsyncIterable)
+            async for chunk in body:
+                if not await self._send_chunk(request, stream_id, stream, chunk):
+                    return
         if not stream.finished:
-            h2.end_request(stream_id)
+            self._h2.end_request(stream_id)
             await self._flush(request)
+
+    async def _send_chunk(
+        self, request: Request, stream_id: int, stream: _Stream, chunk: bytes
+    ) -> bool:
+        """Send ``chunk`` as flow control allows; False once the server has
+        answered (or reset) the stream, so the rest need not be sent."""
+        h2 = self._h2
+        view = memoryview(chunk)
+        while view:
+            if stream.finished:
+                return False
+            window = h2.available_window(stream_id)
+            if window == 0:
+                await self._wait_for_window(timeout_for(request, "write"))
+                continue
+            h2.send_body(stream_id, bytes(view[:window]))
+            view = view[window:]
+            await self._flush(request)
+        return True
 
     async def _wait_for_window(self, timeout: float | None) -> None:
         # Woken by WINDOW_UPDATE and SETTINGS, and by anything that ends the
@@ -345,9 +360,10 @@ class AsyncHTTP2Connection(ProtocolConnection):
     async def _receive_head(
         self, request: Request, stream: _Stream
     ) -> ResponseReceived:
-        timeout = timeout_for(request, "read")
         while True:
-            event = await stream.get(timeout)
+            # Each wait gets what is left of ``total``: 1xx answers cannot
+            # keep the request alive past it.
+            event = await stream.get(timeout_for(request, "read"))
             if type(event) is ResponseReceived:
                 return event
             if type(event) is StreamReset:

@@ -23,7 +23,14 @@ from sansio.headers import (
 from sansio.proxy import basic_proxy_authorization, validate_socks5_credentials
 from sansio.urls import URL, Origin, enforce_bytes, validate_sni_hostname
 
-from .exceptions import UnsupportedProtocol
+from .exceptions import (
+    ConnectTimeout,
+    PoolTimeout,
+    ReadTimeout,
+    TimeoutException,
+    UnsupportedProtocol,
+    WriteTimeout,
+)
 
 __all__ = [
     "URL",
@@ -199,19 +206,42 @@ def start_deadline(request: Request, *, again: bool) -> None:
         request._deadline = None if total is None else time.monotonic() + total
 
 
+def time_left(request: Request) -> float | None:
+    """Seconds before the request's ``total`` deadline (None: it has none)."""
+    deadline = request._deadline
+    return None if deadline is None else deadline - time.monotonic()
+
+
 def timeout_for(request: Request, operation: str) -> float | None:
     """The ``timeout`` extension's limit for ``operation`` (``"connect"``,
     ``"read"``, ``"write"``, ``"pool"``), shortened to the time left before
-    the request's ``total`` deadline when it has one."""
+    the request's ``total`` deadline when it has one.
+
+    Raises:
+        ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout: The total
+            deadline has passed (the class is the operation's), so that even
+            an operation that would not wait (bytes already buffered) stops.
+    """
     timeouts = request.extensions.get("timeout")
     if not timeouts:
         return None
     timeout: float | None = timeouts.get(operation)
-    deadline = request._deadline
-    if deadline is None:
+    left = time_left(request)
+    if left is None:
         return timeout
-    left = max(deadline - time.monotonic(), 0.0)
+    if left <= 0:
+        raise _TIMEOUTS[operation](
+            f"the request's total timeout of {timeouts['total']}s ran out"
+        )
     return left if timeout is None or left < timeout else timeout
+
+
+_TIMEOUTS: dict[str, type[TimeoutException]] = {
+    "connect": ConnectTimeout,
+    "read": ReadTimeout,
+    "write": WriteTimeout,
+    "pool": PoolTimeout,
+}
 
 
 class Response:

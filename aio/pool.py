@@ -52,7 +52,7 @@ from .models import (
 )
 from .proxy import AsyncForwardHTTPConnection, AsyncTunnelHTTPConnection
 from .socks import AsyncSocks5Connection
-from .trace import Trace
+from .trace import Trace, tracing
 
 __all__ = ["AsyncConnectionPool", "AsyncHTTPProxy", "AsyncSOCKSProxy"]
 
@@ -177,7 +177,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         arrived = loop.time()
         # The pool's own trace step costs an object and two awaits: paid only
         # when someone listens.
-        traced = "trace" in request.extensions or logger.isEnabledFor(logging.DEBUG)
+        traced = tracing(request, logger)
         deadline = None if timeout is None else arrived + timeout
         key = self._key(request)
         # wss never offers h2 (a WebSocket Upgrade needs HTTP/1.1).

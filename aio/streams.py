@@ -378,7 +378,8 @@ class AsyncIOStream(AsyncNetworkStream):
             self._transport.abort()
             raise ConnectError("connection closed during the TLS handshake")
         protocol.transport = transport
-        return AsyncIOStream(transport, protocol, under=self._transport)
+        # The socket's own transport, however many TLS layers run on it.
+        return AsyncIOStream(transport, protocol, under=self._under or self._transport)
 
     def get_extra_info(self, info: str) -> Any:
         """Return ``ssl_object``, ``client_addr``, ``server_addr``, ``socket``,

@@ -18,7 +18,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Trace", "TraceInfo"]
+__all__ = ["Trace", "TraceInfo", "tracing"]
 
 
 class TraceInfo(dict[str, Any]):
@@ -31,6 +31,12 @@ class TraceInfo(dict[str, Any]):
     def __init__(self, info: dict[str, Any], timestamp: float) -> None:
         super().__init__(info)
         self.timestamp = timestamp
+
+
+def tracing(request: Any, logger: logging.Logger) -> bool:
+    """Whether anyone listens to ``request``'s steps on ``logger``: a ``trace``
+    extension, or DEBUG logging."""
+    return "trace" in request.extensions or logger.isEnabledFor(logging.DEBUG)
 
 
 class Trace:
@@ -65,9 +71,11 @@ class Trace:
         request: Any = None,
         kwargs: dict[str, Any] | None = None,
     ) -> Trace:
-        if (
-            request is None or "trace" not in request.extensions
-        ) and not logger.isEnabledFor(logging.DEBUG):
+        if not (
+            logger.isEnabledFor(logging.DEBUG)
+            if request is None
+            else tracing(request, logger)
+        ):
             return _UNTRACED
         return super().__new__(cls)
 
@@ -126,7 +134,7 @@ class _Untraced(Trace):
 
     __slots__ = ()
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def __setattr__(self, name: str, value: Any) -> None:

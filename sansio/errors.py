@@ -2,7 +2,9 @@
 
 Two directions, never mixed: a :class:`LocalProtocolError` means *we* were asked
 to do something the protocol forbids and is raised only from commands (and from
-model validation, which runs before a command could put a byte on the wire); a
+model validation, which runs before a command could put a byte on the wire, and
+from a receive the driver made before ``initiate()``: its misuse, not the
+peer's); a
 :class:`RemoteProtocolError` means the *peer* broke the protocol and is raised
 only from ``receive_data`` / ``receive_eof``. Messages name the rule that failed.
 

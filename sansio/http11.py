@@ -738,7 +738,7 @@ FAST_PATH = True
 # handles: anything else falls back to h11 rather than being refused here.
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([\x20-\x7e]*))?")
 # A field line is ``token ":" OWS value OWS`` (§5.1): checked per line with
-# str.partition and by deleting the allowed bytes (bytes.translate), two C
+# bytes.partition and by deleting the allowed bytes (bytes.translate), two C
 # calls, after one pass over the whole head allowed only HTAB, CR, LF and
 # visible ASCII or space (no CTL, no obs-text: h11 takes those heads).
 _TOKEN_BYTES = (

@@ -113,13 +113,26 @@ _DROPPED_FIELDS = frozenset(
 # content-type, ...) are decoded again on every response, and hpack's
 # pure-Python decoder was a fifth of the client's CPU with 100 streams in
 # flight. Its decode_huffman is a pure function of the bytes it is given (a
-# bytes object: hpack converts views first), so its results are memoised, for
-# every hpack decoder in the process, in a bounded cache. Errors are not cached.
+# bytes object: hpack converts views first), so the results for short strings
+# are memoised in a bounded cache: at most HUFFMAN_CACHE_SIZE entries of at
+# most HUFFMAN_CACHE_MAX_INPUT encoded bytes, so a server cannot pin memory
+# with long values; longer strings are decoded as before. Errors are not
+# cached. This replaces the function hpack's decoder looks up, for every hpack
+# decoder in the process: the results are the same, only faster.
 HUFFMAN_CACHE_SIZE = 1024
+HUFFMAN_CACHE_MAX_INPUT = 64
+_decode_huffman = hpack.huffman_table.decode_huffman
+_decode_short_huffman = functools.lru_cache(maxsize=HUFFMAN_CACHE_SIZE)(_decode_huffman)
+
+
+def _memoised_decode_huffman(data: bytes) -> bytes:
+    if len(data) <= HUFFMAN_CACHE_MAX_INPUT:
+        return _decode_short_huffman(data)
+    return _decode_huffman(data)
+
+
 _hpack_decoder_module: Any = hpack.hpack  # the module whose global hpack calls
-_hpack_decoder_module.decode_huffman = functools.lru_cache(maxsize=HUFFMAN_CACHE_SIZE)(
-    hpack.huffman_table.decode_huffman
-)
+_hpack_decoder_module.decode_huffman = _memoised_decode_huffman
 
 
 class HTTP2ConnectionState(enum.Enum):

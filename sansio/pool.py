@@ -119,6 +119,9 @@ class _Request:
     shared: bool  # whether a connection opened for it may be shared
     state: PoolRequestState
     connection_id: int | None = None
+    # A retry after a dead reused connection: only a connection being opened
+    # will do, even when it is placed later, from the queue.
+    fresh: bool = False
 
 
 @dataclass(slots=True)
@@ -356,9 +359,9 @@ class PoolState:
         the old connection is closed; its room goes to this request first, then
         to the others waiting. Otherwise the old connection stays, idle once
         nothing uses it. With ``fresh`` the request is placed only on a
-        connection being opened (for it, or still connecting): after a reused
-        connection turned out dead, the other idle ones, left idle as long,
-        may be just as dead.
+        connection being opened (for it, or still connecting), now or when it
+        leaves the queue: after a reused connection turned out dead, the other
+        idle ones, left idle as long, may be just as dead.
         """
         request = self._requests.get(request_id)
         actions: list[PoolAction] = []
@@ -380,7 +383,8 @@ class PoolState:
         request.state = PoolRequestState.WAITING
         # The request is placed first: it keeps its turn ahead of everyone
         # who waited less. Only then may its old connection serve others.
-        placed = self._place(request, now, actions, avoid=connection, fresh=fresh)
+        request.fresh = fresh
+        placed = self._place(request, now, actions, avoid=connection)
         if not placed:
             self._queue(request, front=True)
         if (
@@ -473,9 +477,9 @@ class PoolState:
         actions: list[PoolAction],
         *,
         avoid: _Connection | None = None,
-        fresh: bool = False,
     ) -> bool:
         keyed = self._key(request.key)
+        fresh = request.fresh
         # 1. A shared connection with a free stream (or one still connecting
         #    that will probably be shared: its requests queue on its connect).
         for connection_id in list(keyed.shared):

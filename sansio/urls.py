@@ -141,6 +141,16 @@ def _parse(raw: bytes) -> _Parts:
         hostname = parsed.hostname
     except ValueError as exc:  # brackets, non-ASCII bytes (UnicodeDecodeError)
         raise LocalProtocolError(f"invalid URL {raw!r}: {exc}") from exc
+    host_port = parsed.netloc.rpartition(b"@")[2]
+    if host_port.startswith(b"["):
+        # urllib drops what follows "]" and takes IPvFuture ("[v1.x]") as a
+        # name: brackets hold an IPv6 address, and only ":port" may follow.
+        inside, _, after = host_port[1:].partition(b"]")
+        if not _is_ipv6(inside) or not (after == b"" or after.startswith(b":")):
+            raise LocalProtocolError(
+                f"invalid URL {raw!r}: brackets hold an IPv6 address, then only "
+                "':port' may follow"
+            )
     try:
         port = parsed.port
     except ValueError as exc:
@@ -286,4 +296,18 @@ def validate_sni_hostname(value: object) -> str:
         ipaddress.ip_address(value)
     except ValueError:
         _validate_dns_name(value)
-    return value.removesuffix(".")
+        name = value.removesuffix(".")
+        if _is_ip(name):  # "1.2.3.4." would be sent as an IP: no SNI at all
+            raise LocalProtocolError(
+                f"sni_hostname {value!r} is an IP address with a dot after it"
+            ) from None
+        return name
+    return value
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

@@ -1822,3 +1822,19 @@ def test_frame_for_a_stream_never_opened_is_named() -> None:
             "HTTP/2 protocol error: a frame for stream 3, which is closed or was "
             "never opened (RFC 9113 §5.1)"
         ), failure.way
+
+
+def test_long_huffman_strings_are_not_cached() -> None:
+    """Only short encoded strings are memoised: a server cannot pin memory in
+    the process-wide cache with long values."""
+    from sansio.http2 import HUFFMAN_CACHE_MAX_INPUT, _decode_short_huffman
+
+    encoder = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
+    short, long = encoder.encode(b"nginx/1.22.1"), encoder.encode(b"x" * 500)
+    assert len(short) <= HUFFMAN_CACHE_MAX_INPUT < len(long)
+    before = _decode_short_huffman.cache_info()
+    assert hpack.hpack.decode_huffman(long) == b"x" * 500
+    assert _decode_short_huffman.cache_info() == before
+    assert hpack.hpack.decode_huffman(short) == b"nginx/1.22.1"
+    after = _decode_short_huffman.cache_info()
+    assert after.hits + after.misses == before.hits + before.misses + 1

@@ -1510,3 +1510,18 @@ def test_fresh_requeue_skips_live_shared_connections_but_joins_a_connecting_one(
     assert pool.requeue(second, 2.0, fresh=True) == [
         AssignRequest(request_id=second, connection_id=opened)
     ]
+
+
+def test_fresh_retry_waiting_in_the_queue_still_gets_a_new_connection() -> None:
+    """With no room, the retry queues; when room appears later it still goes
+    on a new connection, not on the idle one it would otherwise be given."""
+    pool = PoolState(max_connections=1)
+    r1, c1 = connected(pool, H2, http2=True)
+    r2, actions = pool.request_arrived(H2, shared=True, now=0.0)
+    assert actions == [AssignRequest(request_id=r2, connection_id=c1)]
+    assert pool.requeue(r2, 1.0, fresh=True) == []  # c1 busy with r1, no room
+    assert pool.request_state(r2) is WAITING
+    actions = pool.request_released(r1, reusable=True, now=2.0)
+    closed, opened = actions
+    assert closed == CloseConnection(connection_id=c1)
+    assert only_open([opened], r2, H2) != c1

@@ -491,3 +491,23 @@ def test_url_host_part_with_colon_must_be_ipv6(host: bytes) -> None:
     with pytest.raises(LocalProtocolError, match="only in an IPv6 address"):
         URL(scheme=b"http", host=host, target=b"/")
     assert URL(scheme=b"http", host=b"::1", target=b"/").host == b"::1"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"HTTP://[v1.fe]/", b"HTTP://[::1]x/", b"HTTP://[::1]]/", b"http://[::1]x/"],
+    ids=["ipvfuture", "junk-after-bracket", "double-bracket", "fast-path-shape"],
+)
+def test_brackets_hold_only_an_ipv6_address_then_a_port(raw: bytes) -> None:
+    """urllib takes IPvFuture literals as names and drops what follows "]";
+    neither gets through (uppercase schemes take the urllib path)."""
+    with pytest.raises(LocalProtocolError, match="brackets hold an IPv6 address"):
+        URL(raw)
+    assert URL(b"HTTP://user@[::1]:8080/").origin == Origin(b"http", b"::1", 8080)
+
+
+def test_sni_hostname_of_an_ip_with_a_trailing_dot_refused() -> None:
+    """Without its dot "1.2.3.4." would be an IP address, for which no SNI is
+    sent and the certificate's IP entries are checked: refused."""
+    with pytest.raises(LocalProtocolError, match="IP address with a dot after it"):
+        validate_sni_hostname("1.2.3.4.")
