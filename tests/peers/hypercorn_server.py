@@ -12,8 +12,9 @@ without SNI); the app serves that list at ``GET /sni``, so a test can check what
 a client sent the origin, e.g. through a proxy tunnel.
 
 Run as ``python -m tests.peers.hypercorn_server --fd N --workdir D [--certfile F
---keyfile K] [--alpn P ...]`` from the repository root (``run_hypercorn`` does
-this); on a clean shutdown the child removes ``D``.
+--keyfile K] [--alpn P ...] [--keep-alive-timeout S] [--no-access-log]`` from the
+repository root (``run_hypercorn`` does this); on a clean shutdown the child
+removes ``D``.
 """
 
 from __future__ import annotations
@@ -83,11 +84,16 @@ def run_hypercorn(
     cafile: Path | None = None,
     alpn_protocols: Sequence[str] = ("http/1.1",),
     startup_timeout: float = 10.0,
+    keep_alive_timeout: float | None = None,
+    access_log: bool = True,
 ) -> Iterator[HypercornPeer]:
     """Start hypercorn in a child process, wait until it answers, stop it on exit.
 
     ``tls`` needs ``certfile``/``keyfile`` (and ``cafile`` so the readiness probe
     can verify them); ``alpn_protocols`` is what the server offers, in order.
+    ``keep_alive_timeout`` closes connections idle that long (hypercorn's
+    default: 5 s); without ``access_log`` the server spares the CPU a log line
+    per request costs (soak rates).
     """
     if kind == "tls" and (certfile is None or keyfile is None or cafile is None):
         raise ValueError("a tls peer needs certfile, keyfile and cafile")
@@ -112,6 +118,10 @@ def run_hypercorn(
         cmd += ["--certfile", str(certfile), "--keyfile", str(keyfile)]
     for protocol in alpn_protocols:
         cmd += ["--alpn", protocol]
+    if keep_alive_timeout is not None:
+        cmd += ["--keep-alive-timeout", str(keep_alive_timeout)]
+    if not access_log:
+        cmd += ["--no-access-log"]
 
     proc: subprocess.Popen[bytes] | None = None
     try:
@@ -236,9 +246,11 @@ async def _serve(args: argparse.Namespace) -> None:
     config.certfile = args.certfile
     config.keyfile = args.keyfile
     config.alpn_protocols = args.alpn or ["http/1.1"]
-    config.accesslog = "-"
+    config.accesslog = "-" if args.access_log else None
     config.errorlog = "-"
     config.graceful_timeout = 1.0
+    if args.keep_alive_timeout is not None:
+        config.keep_alive_timeout = args.keep_alive_timeout
     # hypercorn closes a connection at its 1,001st request by default, failing
     # the HTTP/2 streams still in flight; test runs send more than that.
     config.keep_alive_max_requests = 100_000
@@ -269,6 +281,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--certfile")
     parser.add_argument("--keyfile")
     parser.add_argument("--alpn", action="append")
+    parser.add_argument("--keep-alive-timeout", type=float)
+    parser.add_argument(
+        "--no-access-log", dest="access_log", action="store_false", default=True
+    )
     asyncio.run(_serve(parser.parse_args(argv)))
 
 

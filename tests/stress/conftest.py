@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers.hypercorn_server import HypercornPeer
+from tests.peers.hypercorn_server import HypercornPeer, run_hypercorn
 from tests.peers.nghttpd import NghttpdPeer, run_nghttpd
 from tests.stress.answers import CHAOS_FILES_DIR, chaos_file_body
-from tests.stress.idle_hypercorn import run_idle_hypercorn
 
 CHAOS_FILES = 12_000  # ids 0..11,999: the runs' requests plus their warm-ups
 # The soak's servers close a connection left idle this long (seconds).
@@ -74,16 +73,22 @@ def chaos_nghttpd(certs_dir: Path) -> Iterator[NghttpdPeer]:
 @pytest.fixture(scope="session")
 def idle_hypercorn_plain() -> Iterator[HypercornPeer]:
     """Hypercorn over plain TCP (HTTP/1.1) closing connections idle for 0.5 s."""
-    with run_idle_hypercorn(keep_alive_timeout=IDLE_TIMEOUT) as peer:
+    with run_hypercorn(
+        "plain", keep_alive_timeout=IDLE_TIMEOUT, access_log=False
+    ) as peer:
         yield peer
 
 
 @pytest.fixture(scope="session")
 def idle_hypercorn_h2(certs_dir: Path) -> Iterator[HypercornPeer]:
     """Hypercorn over TLS (ALPN ``h2`` first), closing connections idle for 0.5 s."""
-    with run_idle_hypercorn(
-        keep_alive_timeout=IDLE_TIMEOUT,
-        certs_dir=certs_dir,
+    with run_hypercorn(
+        "tls",
+        certfile=certs_dir / "server.pem",
+        keyfile=certs_dir / "server.key.pem",
+        cafile=certs_dir / "ca.pem",
         alpn_protocols=("h2", "http/1.1"),
+        keep_alive_timeout=IDLE_TIMEOUT,
+        access_log=False,
     ) as peer:
         yield peer

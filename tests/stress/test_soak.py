@@ -2,7 +2,7 @@
 servers that close every connection left idle for 0.5 s.
 
 The two origins are hypercorn over plain TCP (HTTP/1.1) and hypercorn over TLS
-with ALPN ``h2``, both with ``keep_alive_timeout`` 0.5 s (``idle_hypercorn``): an
+with ALPN ``h2``, both with ``keep_alive_timeout`` 0.5 s (``run_hypercorn``): an
 HTTP/1.1 connection is closed 0.5 s after its last response, an HTTP/2 one 0.5 s
 after its last stream. The load comes in bursts of 500-3,000 requests, 50 at a
 time, separated by pauses of 0.35-0.65 s, so at the start of each burst the pool
