@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 
 from sansio.events import (
     DataReceived,
@@ -24,7 +24,7 @@ from sansio.http11 import HTTP11ConnectionState, HTTP11State
 from sansio.urls import Origin
 
 from .exceptions import ConnectionNotAvailable, ReadError, WriteError
-from .interfaces import HTTPConnectionState, ProtocolConnection
+from .interfaces import HTTPConnectionState, ProtocolConnection, ResponseBody
 from .models import ByteStream, Request, Response, timeout_for
 from .streams import AsyncNetworkStream, AsyncPrefixedStream, discard_stream
 from .trace import Trace, tracing
@@ -269,56 +269,17 @@ class AsyncHTTP11Connection(ProtocolConnection):
         )
 
 
-class HTTP11ConnectionByteStream:
+class HTTP11ConnectionByteStream(ResponseBody):
     """The response body: iterate it once, then ``aclose()`` releases the
     connection (for reuse when the response completed, closed otherwise)."""
+
+    _logger = logger
 
     def __init__(self, connection: AsyncHTTP11Connection, request: Request) -> None:
         self._connection = connection
         self._request = request
         self._closed = False
         self._iterated = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        self._start()
-        try:
-            async with Trace(
-                "receive_response_body",
-                logger,
-                self._request,
-                {"request": self._request},
-            ):
-                while (chunk := await self._next_chunk()) is not None:
-                    yield chunk
-        except BaseException:
-            await self._failed()
-            raise
-
-    async def _read_all(self) -> bytes:
-        """The whole body, as iterating would give it, without an async
-        generator (Response.aread's common case)."""
-        self._start()
-        chunks = []
-        try:
-            async with Trace(
-                "receive_response_body",
-                logger,
-                self._request,
-                {"request": self._request},
-            ):
-                while (chunk := await self._next_chunk()) is not None:
-                    chunks.append(chunk)
-        except BaseException:
-            await self._failed()
-            raise
-        return b"".join(chunks)
-
-    def _start(self) -> None:
-        if self._iterated or self._closed:
-            raise RuntimeError(
-                "the response body can be iterated once, before the response closes"
-            )
-        self._iterated = True
 
     async def _next_chunk(self) -> bytes | None:
         """The next piece of the body, or None at its end."""

@@ -19,7 +19,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, Awaitable
+from typing import Any
 
 from sansio.events import (
     ConnectionTerminated,
@@ -43,7 +44,7 @@ from .exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .interfaces import HTTPConnectionState, ProtocolConnection
+from .interfaces import HTTPConnectionState, ProtocolConnection, ResponseBody
 from .models import ByteStream, Request, Response, timeout_for
 from .streams import AsyncNetworkStream, await_with_timeout, discard_stream
 from .trace import Trace
@@ -677,8 +678,10 @@ def _reset_error(event: StreamReset) -> Exception:
     return RemoteProtocolError(f"the server reset stream {event.stream_id} ({name})")
 
 
-class HTTP2ConnectionByteStream:
+class HTTP2ConnectionByteStream(ResponseBody):
     """One response body; ``aclose()`` resets the stream if it did not end."""
+
+    _logger = logger
 
     def __init__(
         self,
@@ -694,38 +697,11 @@ class HTTP2ConnectionByteStream:
         self._closed = False
         self._iterated = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        self._start()
-        kwargs = {"request": self._request, "stream_id": self._stream_id}
-        try:
-            async with Trace("receive_response_body", logger, self._request, kwargs):
-                while (chunk := await self._next_chunk()) is not None:
-                    yield chunk
-        except BaseException:
-            await self.aclose()
-            raise
+    def _trace_kwargs(self) -> dict[str, Any]:
+        return {"request": self._request, "stream_id": self._stream_id}
 
-    async def _read_all(self) -> bytes:
-        """The whole body, as iterating would give it, without an async
-        generator (Response.aread's common case)."""
-        self._start()
-        kwargs = {"request": self._request, "stream_id": self._stream_id}
-        chunks = []
-        try:
-            async with Trace("receive_response_body", logger, self._request, kwargs):
-                while (chunk := await self._next_chunk()) is not None:
-                    chunks.append(chunk)
-        except BaseException:
-            await self.aclose()
-            raise
-        return b"".join(chunks)
-
-    def _start(self) -> None:
-        if self._iterated or self._closed:
-            raise RuntimeError(
-                "the response body can be iterated once, before the response closes"
-            )
-        self._iterated = True
+    async def _failed(self) -> None:
+        await self.aclose()
 
     def _next_chunk(self) -> Awaitable[bytes | None]:
         return self._connection._next_chunk(

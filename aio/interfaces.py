@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import AsyncIterator
-from typing import Self
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Self
 
 from sansio.headers import HeaderInput, Headers, normalize_headers
 from sansio.urls import URL, Origin, enforce_bytes, host_header_value
 
 from .models import Content, Extensions, Request, Response, enforce_url
+from .trace import Trace
 
 __all__ = [
     "AsyncConnectionInterface",
     "AsyncRequestInterface",
     "HTTPConnectionState",
     "ProtocolConnection",
+    "ResponseBody",
 ]
 
 
@@ -194,3 +197,67 @@ class ProtocolConnection(AsyncConnectionInterface):
 
     async def __aexit__(self, *args: object) -> None:
         await self.aclose()
+
+
+class ResponseBody:
+    """A connection's response body: iterated once, or read whole by
+    ``_read_all`` (Response.aread's common case, without an async generator).
+
+    Subclasses set ``_logger`` (its ``receive_response_body`` trace step) and
+    ``_request``, and give the next chunk (``_next_chunk``, None at the end)
+    and what a failure or cancellation while reading does (``_failed``).
+    """
+
+    _logger: logging.Logger
+    _request: Request
+    _closed: bool
+    _iterated: bool
+
+    def _next_chunk(self) -> Awaitable[bytes | None]:
+        raise NotImplementedError
+
+    async def _failed(self) -> None:
+        raise NotImplementedError
+
+    def _trace_kwargs(self) -> dict[str, Any]:
+        return {"request": self._request}
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._start()
+        try:
+            async with Trace(
+                "receive_response_body",
+                self._logger,
+                self._request,
+                self._trace_kwargs(),
+            ):
+                while (chunk := await self._next_chunk()) is not None:
+                    yield chunk
+        except BaseException:
+            await self._failed()
+            raise
+
+    async def _read_all(self) -> bytes:
+        """The whole body, as iterating would give it."""
+        self._start()
+        chunks = []
+        try:
+            async with Trace(
+                "receive_response_body",
+                self._logger,
+                self._request,
+                self._trace_kwargs(),
+            ):
+                while (chunk := await self._next_chunk()) is not None:
+                    chunks.append(chunk)
+        except BaseException:
+            await self._failed()
+            raise
+        return b"".join(chunks)
+
+    def _start(self) -> None:
+        if self._iterated or self._closed:
+            raise RuntimeError(
+                "the response body can be iterated once, before the response closes"
+            )
+        self._iterated = True
