@@ -26,17 +26,17 @@ from sansio.urls import Origin
 from .exceptions import ConnectionNotAvailable, ReadError, WriteError
 from .interfaces import HTTPConnectionState, ProtocolConnection, ResponseBody
 from .models import ByteStream, Request, Response, timeout_for
-from .streams import AsyncNetworkStream, AsyncPrefixedStream, discard_stream
+from .streams import (
+    READ_NUM_BYTES,
+    AsyncNetworkStream,
+    AsyncPrefixedStream,
+    discard_stream,
+)
 from .trace import Trace, tracing
 
 __all__ = ["AsyncHTTP11Connection"]
 
 logger = logging.getLogger(__name__)
-
-# Bytes asked of the stream per read: more than any chunk asyncio (256 KiB) or
-# uvloop delivers, so a read hands over a whole received chunk rather than
-# slicing it (the stream's own buffer is bounded by its read pause).
-READ_NUM_BYTES = 1024 * 1024
 
 
 class AsyncHTTP11Connection(ProtocolConnection):

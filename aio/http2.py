@@ -46,17 +46,18 @@ from .exceptions import (
 )
 from .interfaces import HTTPConnectionState, ProtocolConnection, ResponseBody
 from .models import ByteStream, Request, Response, timeout_for
-from .streams import AsyncNetworkStream, await_with_timeout, discard_stream
+from .streams import (
+    READ_NUM_BYTES,
+    AsyncNetworkStream,
+    await_with_timeout,
+    discard_stream,
+)
 from .trace import Trace
 
 __all__ = ["AsyncHTTP2Connection"]
 
 logger = logging.getLogger(__name__)
 
-# Bytes asked of the stream per read: more than any chunk asyncio (256 KiB) or
-# uvloop delivers, so a read hands over a whole received chunk rather than
-# slicing it (the stream's own buffer is bounded by its read pause).
-READ_NUM_BYTES = 1024 * 1024
 # Sends of one request after RST_STREAM(REFUSED_STREAM) before giving up.
 MAX_REFUSED_RETRIES = 3
 

@@ -244,6 +244,16 @@ _TIMEOUTS: dict[str, type[TimeoutException]] = {
 }
 
 
+async def read_whole(stream: AsyncIterable[bytes]) -> bytes:
+    """All of ``stream``: through its ``_read_all`` when it has one (our own
+    body streams: no async generator), else by iterating it."""
+    read_all = getattr(stream, "_read_all", None)
+    if read_all is not None:
+        content: bytes = await read_all()
+        return content
+    return b"".join([part async for part in stream])
+
+
 class Response:
     """An HTTP response whose body is read with ``aread()`` or ``aiter_stream()``.
 
@@ -317,13 +327,8 @@ class Response:
             self._check_streamable()
             self._stream_consumed = True
             stream = self.stream
-            # Our own body streams read whole without an async generator.
-            read_all = getattr(stream, "_read_all", None)
-            if read_all is not None:
-                self._content = await read_all()
-            else:
-                assert isinstance(stream, AsyncIterable)
-                self._content = b"".join([part async for part in stream])
+            assert isinstance(stream, AsyncIterable)
+            self._content = await read_whole(stream)
         return self._content
 
     async def aiter_stream(self) -> AsyncIterator[bytes]:

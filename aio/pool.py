@@ -47,6 +47,7 @@ from .models import (
     Request,
     Response,
     check_scheme,
+    read_whole,
     start_deadline,
     timeout_for,
 )
@@ -575,16 +576,12 @@ class PoolByteStream:
             raise
 
     async def _read_all(self) -> bytes:
-        """The whole body (Response.aread's common case), through the
-        connection's own ``_read_all`` when it has one: no async generator."""
+        """The whole body (Response.aread's common case), without an async
+        generator when the connection's body stream has ``_read_all``."""
         stream = self._response.stream
-        read_all = getattr(stream, "_read_all", None)
+        assert isinstance(stream, AsyncIterable)  # a connection's own body
         try:
-            if read_all is not None:
-                content: bytes = await read_all()
-                return content
-            assert isinstance(stream, AsyncIterable)  # a connection's own body
-            return b"".join([chunk async for chunk in stream])
+            return await read_whole(stream)
         except BaseException:
             await self.aclose()
             raise

@@ -74,6 +74,12 @@ class AsyncNetworkStream:
 # here until done, so they are neither garbage-collected nor lost.
 _PENDING_CLOSES: set[asyncio.Task[None]] = set()
 
+# What a protocol connection asks of its stream per read: more than any chunk
+# asyncio (256 KiB) or uvloop delivers, so a read hands over a whole received
+# chunk rather than slicing it (the stream's own buffer is bounded by its read
+# pause).
+READ_NUM_BYTES = 1024 * 1024
+
 
 def discard_stream(stream: AsyncNetworkStream) -> None:
     """Drop ``stream`` now, synchronously, from any state.
