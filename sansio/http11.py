@@ -49,7 +49,7 @@ from .events import (
     ResponseReceived,
     TrailersReceived,
 )
-from .headers import _TARGET, _TOKEN, validate_field
+from .headers import _TARGET, _TOKEN, TCHAR, validate_field
 
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
@@ -741,9 +741,6 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([\x20-\x7e]*))
 # bytes.partition and by deleting the allowed bytes (bytes.translate), two C
 # calls, after one pass over the whole head allowed only HTAB, CR, LF and
 # visible ASCII or space (no CTL, no obs-text: h11 takes those heads).
-_TOKEN_BYTES = (
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
 _HEAD_BYTES = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x7F)])
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 # Field values without obs-text (h11 takes those: it accepts more than this).
@@ -808,7 +805,7 @@ class _FastHead:
         headers = head.headers
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
-            if not colon or not name or name.translate(None, _TOKEN_BYTES):
+            if not colon or not name or name.translate(None, TCHAR):
                 return None  # no colon, an empty name, or not a token
             value = value.strip(b" \t")
             lower = name.lower()

@@ -230,7 +230,7 @@ class PoolState:
         to ``capacity`` at once when given (the server's stream limit).
         """
         connection = self._connections.get(connection_id)
-        if connection is None or connection.state is PoolConnectionState.CLOSED:
+        if connection is None:  # closed connections are not kept
             return []
         was_shared = connection.shared
         connection.shared = shared
@@ -495,9 +495,9 @@ class PoolState:
             ):
                 self._close(connection_id, actions)
                 continue
-            if connection.state is PoolConnectionState.CONNECTING or (
-                connection.has_free_stream()
-                and connection.state is not PoolConnectionState.CLOSED
+            if (
+                connection.state is PoolConnectionState.CONNECTING
+                or connection.has_free_stream()
             ):
                 self._assign(request, connection, actions)
                 return True

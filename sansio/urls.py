@@ -76,11 +76,16 @@ def _validate_host(host: bytes) -> bytes:
 
 def _is_ipv6(host: bytes) -> bool:
     """Whether ``host`` is an IPv6 address (a zone id may be %25-encoded)."""
+    address = _ip_address(host.replace(b"%25", b"%").decode("ascii"))
+    return isinstance(address, ipaddress.IPv6Address)
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``text`` as an IP address, or None when it is not one."""
     try:
-        ipaddress.IPv6Address(host.replace(b"%25", b"%").decode("ascii"))
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,22 +297,12 @@ def validate_sni_hostname(value: object) -> str:
             raise LocalProtocolError(
                 f"sni_hostname {value!r} is not a valid IDN host name: {exc}"
             ) from exc
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        _validate_dns_name(value)
-        name = value.removesuffix(".")
-        if _is_ip(name):  # "1.2.3.4." would be sent as an IP: no SNI at all
-            raise LocalProtocolError(
-                f"sni_hostname {value!r} is an IP address with a dot after it"
-            ) from None
-        return name
-    return value
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+    if _ip_address(value) is not None:
+        return value
+    _validate_dns_name(value)
+    name = value.removesuffix(".")
+    if _ip_address(name) is not None:  # "1.2.3.4." would be sent as an IP: no SNI
+        raise LocalProtocolError(
+            f"sni_hostname {value!r} is an IP address with a dot after it"
+        )
+    return name
