@@ -38,6 +38,10 @@ __all__ = ["AsyncHTTP11Connection"]
 
 logger = logging.getLogger(__name__)
 
+# A head goes out in one write with a bytes body up to this size; joining them
+# copies the body, so a larger one is written after the head, as it is.
+COALESCE_MAX_BODY = 64 * 1024
+
 
 class AsyncHTTP11Connection(ProtocolConnection):
     """One HTTP/1.1 connection over an already-open stream.
@@ -157,10 +161,15 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     async def _send_request_headers(self, request: Request) -> None:
         self._h11.send_request(request.method, request.url.target, request.headers)
-        if type(request.stream) is not ByteStream or tracing(request, logger):
+        stream = request.stream
+        if (
+            type(stream) is not ByteStream
+            or len(stream.content) > COALESCE_MAX_BODY
+            or tracing(request, logger)
+        ):
             await self._flush(request)
-        # Else the head waits for its body: one write for the whole request
-        # (a traced request keeps the steps apart, as their events say).
+        # Else the head waits for its small body: one write for the whole
+        # request (a traced request keeps the steps apart, as their events say).
 
     async def _send_request_body(self, request: Request) -> None:
         h11 = self._h11
