@@ -64,6 +64,7 @@ from .events import (
     TrailersReceived,
     WindowUpdated,
 )
+from .h2fast import CountingH2Connection, received_fields_error, secure_fields
 from .headers import validate_field, validate_method, validate_target
 
 __all__ = [
@@ -94,7 +95,10 @@ INITIAL_MAX_CONCURRENT_STREAMS = 100
 
 # RFC 9113 §6.5: SETTINGS is frame type 0x4; its ACK flag is 0x1.
 _SETTINGS_FRAME = 0x4
+_HEADERS_FRAME = 0x1
 _ACK = 0x1
+
+_HEADS = (h2.events.ResponseReceived, h2.events.InformationalResponseReceived)
 
 _DROPPED_FIELDS = frozenset(
     {
@@ -195,11 +199,32 @@ class HTTP2State:
 
     Args:
         max_header_list_size: Largest decoded response header list accepted.
+        reference: Run stock h2 with all its header checks instead of the
+            faster paths of :mod:`sansio.h2fast`; the differential tests
+            compare the two. Same events, errors and bytes, only slower.
     """
 
-    def __init__(self, *, max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE):
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
-        self._h2 = h2.connection.H2Connection(config=config)
+    def __init__(
+        self,
+        *,
+        max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE,
+        reference: bool = False,
+    ):
+        self._fast = not reference
+        if reference:
+            config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+            self._h2 = h2.connection.H2Connection(config=config)
+        else:
+            # Received fields are checked by h2fast.received_fields_error and
+            # request fields by send_request, so h2 checks neither again.
+            config = h2.config.H2Configuration(
+                client_side=True,
+                header_encoding=None,
+                validate_inbound_headers=False,
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
+            self._h2 = CountingH2Connection(config=config)
         self._h2.state_machine = _GracefulGoawayStateMachine()
         self._max_header_list_size = max_header_list_size
         self._state = HTTP2ConnectionState.NEW
@@ -351,6 +376,8 @@ class HTTP2State:
                 fields.append((lowered, value))
         if authority is None:
             raise LocalProtocolError("invalid request: missing mandatory Host header")
+        if self._fast:
+            secure_fields(fields)
         stream_id = int(self._h2.get_next_available_stream_id())
         head = [
             (b":method", method),
@@ -519,6 +546,16 @@ class HTTP2State:
                         f"not speak HTTP/2 (got {bytes(buffer[:16])!r}, RFC 9113 §3.4)",
                     )
             end = 9 + length
+            if len(buffer) >= 9 and buffer[3] == _HEADERS_FRAME:
+                stream_id = int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF
+                if stream_id and not stream_id & 1:
+                    # h2 would take it for a request to us and report it as
+                    # one (RequestReceived) to a client.
+                    self._connection_error(
+                        ErrorCode.PROTOCOL_ERROR,
+                        f"HEADERS on stream {stream_id}: a server opens no stream "
+                        "but by PUSH_PROMISE, which we refuse (RFC 9113 §5.1.1)",
+                    )
             if len(buffer) >= end:
                 frame = bytes(buffer[:end])
                 del buffer[:end]
@@ -532,6 +569,8 @@ class HTTP2State:
         self._take_h2_output()
         try:
             h2_events = self._h2.receive_data(frame)
+            if self._fast:
+                self._check_received_fields(h2_events)
         except h2.exceptions.ProtocolError as exc:
             # Every error h2 raises on input is a ProtocolError (its other
             # H2Errors come from commands only).
@@ -539,6 +578,22 @@ class HTTP2State:
         events = self._translate(h2_events)
         self._take_h2_output()
         return events
+
+    def _check_received_fields(self, h2_events: list[h2.events.Event]) -> None:
+        # What h2 does with validate_inbound_headers on: the frame's events are
+        # lost, a GOAWAY is queued and the error raised. A frame carries at
+        # most one header block.
+        for event in h2_events:
+            kind = type(event)
+            if kind in _HEADS or kind is h2.events.TrailersReceived:
+                message = received_fields_error(
+                    event.headers,  # type: ignore[attr-defined]
+                    trailer=kind is h2.events.TrailersReceived,
+                )
+                if message is not None:
+                    self._h2._terminate_connection(ErrorCode.PROTOCOL_ERROR)
+                    raise h2.exceptions.ProtocolError(message)
+                return
 
     def _connection_error(self, code: int, message: str) -> None:
         with contextlib.suppress(h2.exceptions.ProtocolError):

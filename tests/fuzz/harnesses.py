@@ -561,9 +561,11 @@ class HTTP2Outcome:
     sent: bytes  # everything data_to_send() returned after the requests
 
 
-def run_http2(exchange: HTTP2Exchange, pieces: list[bytes]) -> HTTP2Outcome:
+def run_http2(
+    exchange: HTTP2Exchange, pieces: list[bytes], *, reference: bool = False
+) -> HTTP2Outcome:
     """Open the streams, feed ``pieces``, acknowledge the data, maybe EOF."""
-    state = HTTP2State()
+    state = HTTP2State(reference=reference)
     state.initiate()
     for index in range(exchange.streams):
         end_stream = not (index == 0 and exchange.open_body)
@@ -610,13 +612,16 @@ def _check_http2_error_state(state: HTTP2State) -> None:
 def check_http2(data: bytes) -> None:
     """HTTP/2: documented errors only (no raw h2/hpack exception); whole, split
     and (short inputs) bytewise feeds give the same events, errors, state and
-    output; data_to_send() never raises; ERROR is final."""
+    output, and so does stock h2 (the reference); data_to_send() never raises;
+    ERROR is final."""
     exchange = HTTP2Exchange.decode(data)
     wire = SERVER_PREFACE + exchange.wire
     splits = {"whole": [wire], "fuzzed": cut(wire, exchange.cuts)}
     if len(wire) <= MAX_BYTEWISE:
         splits["bytewise"] = bytewise(wire)
     first = run_http2(exchange, splits.pop("whole"))
+    reference = run_http2(exchange, [wire], reference=True)
+    expect(first == reference, f"fast path and stock h2 differ:\n{first}\n{reference}")
     for name, pieces in splits.items():
         other = run_http2(exchange, pieces)
         expect(first == other, f"whole and {name} differ:\n{first}\n{other}")

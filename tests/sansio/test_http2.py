@@ -6,7 +6,9 @@ PUSH_PROMISE to a client that disabled push, garbage, a GOAWAY followed by more
 frames) is built by hand or reordered from real server output. Every receive
 test feeds the server's bytes whole, one byte at a time and in seeded random
 splits, and checks that all ways give the same events (consecutive
-DataReceived of one stream merged), the same state and the same reply bytes.
+DataReceived of one stream merged), the same state and the same reply bytes;
+then it feeds them once more to ``HTTP2State(reference=True)`` (stock h2 with
+every check on), which must agree with the default engine's faster paths.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from sansio import (
     TrailersReceived,
     WindowUpdated,
 )
-from tests.sansio.splitting import SPLITTERS, Splitter, merge_data
+from tests.sansio.splitting import SPLITTERS, Splitter, merge_data, whole
 
 NEW = HTTP2ConnectionState.NEW
 OPEN = HTTP2ConnectionState.OPEN
@@ -168,11 +170,16 @@ class Pair:
         return stream_id
 
 
+# Whether connect() builds the reference engine: set only by on_reference().
+_REFERENCE = [False]
+
+
 def connect(
     server_settings: Mapping[int, int] | None = None, **client_options: Any
 ) -> Pair:
     """A client and a server that exchanged prefaces, SETTINGS and their ACKs."""
-    pair = Pair(HTTP2State(**client_options), new_server(server_settings))
+    client = HTTP2State(reference=_REFERENCE[0], **client_options)
+    pair = Pair(client, new_server(server_settings))
     pair.client.initiate()
     pair.server.initiate_connection()
     pair.to_server()
@@ -223,8 +230,39 @@ def snapshot(client: HTTP2State) -> tuple[object, ...]:
     return (client.state, client.open_streams, client.can_open_stream)
 
 
+def on_reference(setup: Setup) -> Pair:
+    """``setup`` with the reference engine (stock h2) as the client."""
+    _REFERENCE[0] = True
+    try:
+        return setup()
+    finally:
+        _REFERENCE[0] = False
+
+
+def whole_then_eof(setup: Setup, data: bytes, *, eof: bool) -> tuple[object, ...]:
+    """Everything one whole feed of ``data`` (then EOF) shows of the client."""
+    client = setup().client
+    events: list[Event] = []
+    error = None
+    try:
+        feed(client, data, whole, events)
+        if eof:
+            events.extend(client.receive_eof())
+    except RemoteProtocolError as exc:
+        error = str(exc)
+    return (merge_data(events), error, snapshot(client), client.data_to_send())
+
+
+def agrees_with_reference(setup: Setup, data: bytes, *, eof: bool = False) -> None:
+    """The default engine and stock h2 make the same of ``data``."""
+    fast = whole_then_eof(setup, data, eof=eof)
+    assert whole_then_eof(lambda: on_reference(setup), data, eof=eof) == fast
+
+
 def feed_every_way(setup: Setup, data: bytes) -> Outcome:
-    """Feed ``data`` to a fresh ``setup`` every way; all ways must agree."""
+    """Feed ``data`` to a fresh ``setup`` every way; all ways must agree, and
+    agree with the reference engine."""
+    agrees_with_reference(setup, data)
     results = []
     for name, splitter in SPLITTERS.items():
         pair = setup()
@@ -269,6 +307,7 @@ def errors_every_way(setup: Setup, data: bytes) -> list[Failure]:
     The error may come from the receive that completed the bad frame or, with
     the events before it returned first, from the next call: here the EOF.
     """
+    agrees_with_reference(setup, data, eof=True)
     failures = []
     for name, splitter in SPLITTERS.items():
         client = setup().client
