@@ -378,7 +378,10 @@ async def test_rst_stream_refused(case: Refused) -> None:
             async with asyncio.timeout(DEADLINE):
                 response = await request
             assert response.content == b"got bytes body"
-            assert [s.body for s in server.streams] == [b"bytes body"] * (refused + 1)
+            # Each attempt is a new stream; a refused one may have been reset
+            # before its body arrived, the last one got all of it.
+            assert len(server.streams) == refused + 1
+            assert server.streams[-1].body == b"bytes body"
         assert_pool_settled(pool, idle=1)
         await assert_next_request_works(pool, server, connections=1)
 
