@@ -19,6 +19,11 @@ work itself (profiled against nginx, see bench/README.md):
   index or a length that fits its prefix, all bytes present) inline, on the
   same header table, and hands anything else to hpack's own code for that
   one representation, so errors and edge cases are hpack's by construction.
+* **Encoding HPACK.** A client sends the same fields again and again, and once
+  they are all in the table their encoding no longer changes it.
+  :class:`FastHPACKEncoder` remembers the block of such a field list and
+  returns it while the table stays as it was; anything that changes the
+  table (a new entry, a size change) forgets every block.
 * **Normalising request fields.** ``send_request`` already refuses what h2's
   outbound checks refuse and lowercases names, so only h2's one transformation
   remains: :func:`secure_fields` keeps credentials out of the HPACK dynamic
@@ -44,6 +49,7 @@ from hpack.struct import HeaderTuple, NeverIndexedHeaderTuple
 __all__ = [
     "CountingH2Connection",
     "FastHPACKDecoder",
+    "FastHPACKEncoder",
     "received_fields_error",
     "secure_fields",
 ]
@@ -93,6 +99,8 @@ class CountingH2Connection(h2.connection.H2Connection):
         self.open_counts = [0, 0]  # even (server-initiated), odd (ours)
         self.newly_closed: list[int] = []
         self.decoder.__class__ = FastHPACKDecoder
+        self.encoder.__class__ = FastHPACKEncoder
+        self.encoder.blocks = {}  # type: ignore[attr-defined]
 
     def _begin_new_stream(
         self, stream_id: int, allowed_ids: h2.connection.AllowedStreamIDs
@@ -215,6 +223,47 @@ class FastHPACKDecoder(hpack.hpack.Decoder):
                 raise OversizedHeaderListError(msg)
         self._assert_valid_table_size()
         return headers
+
+
+class FastHPACKEncoder(hpack.hpack.Encoder):
+    """hpack's encoder, remembering blocks whose encoding left the table as it was.
+
+    An encoding depends on the field list, its never-indexed marks, the
+    Huffman choice and the table. The table changes only when an encoding
+    adds an entry (evicting others) or its size changes; while neither
+    happens, the same input gives the same block, so it is kept, keyed by
+    all of the input. An encoding that changed the table, or one that
+    carries a size update (hpack emits it when ``header_table.resized``),
+    forgets every kept block. At most ``MAX_BLOCKS`` are kept.
+    """
+
+    MAX_BLOCKS = 64
+    blocks: dict[tuple[Any, ...], bytes]
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        if type(headers) is not list:
+            self.blocks.clear()
+            return bytes(super().encode(headers, huffman))
+        table = self.header_table
+        blocks = self.blocks
+        key = (huffman, tuple(headers), tuple([type(field) for field in headers]))
+        if table.resized:
+            # This block starts with the size update: not one to repeat.
+            blocks.clear()
+            return bytes(super().encode(headers, huffman))
+        if (block := blocks.get(key)) is not None:
+            return block
+        entries = table.dynamic_entries
+        front = entries[0] if entries else None  # held: its id cannot be reused
+        count = len(entries)
+        block = bytes(super().encode(headers, huffman))
+        if count == len(entries) and (entries[0] if entries else None) is front:
+            if len(blocks) >= self.MAX_BLOCKS:
+                blocks.clear()
+            blocks[key] = block
+        else:
+            blocks.clear()
+        return block
 
 
 # -- received fields -------------------------------------------------------------
