@@ -164,6 +164,17 @@ def _parse(raw: bytes) -> _Parts:
     return parsed.scheme, hostname or b"", port, target
 
 
+def _check_port(port: int | None) -> None:
+    if port is not None and not 0 <= port <= 65535:
+        raise LocalProtocolError(f"invalid URL port {port}: not in 0-65535")
+
+
+# URL strings already parsed and accepted, with their parts: bounded, emptied
+# when full (a client's URLs are few; a crawler's are many and each is new).
+_ACCEPTED: dict[bytes | str, tuple[bytes, bytes, int | None, bytes]] = {}
+_ACCEPTED_MAX = 256
+
+
 class URL:
     """A request URL, either parsed from a string or built from its parts.
 
@@ -190,6 +201,20 @@ class URL:
         port: int | None = None,
         target: bytes | str = b"",
     ) -> None:
+        if url and not (scheme or host or port is not None or target):
+            # The common call, URL(string): a request loop parses the same few
+            # URLs over and over, so accepted ones are remembered.
+            parsed = _ACCEPTED.get(url)
+            if parsed is None:
+                raw = enforce_bytes(url, name="url")
+                parsed = _parse_simple(raw) or _parse(raw)
+                _validate_host(parsed[1])
+                _check_port(parsed[2])
+                if len(_ACCEPTED) >= _ACCEPTED_MAX:
+                    _ACCEPTED.clear()
+                _ACCEPTED[url] = parsed
+            self.scheme, self.host, self.port, self.target = parsed
+            return
         if url:
             raw = enforce_bytes(url, name="url")
             parts = _parse_simple(raw) or _parse(raw)
@@ -203,8 +228,7 @@ class URL:
             self.port = port
             self.target = enforce_bytes(target, name="target")
         _validate_host(self.host)
-        if self.port is not None and not 0 <= self.port <= 65535:
-            raise LocalProtocolError(f"invalid URL port {self.port}: not in 0-65535")
+        _check_port(self.port)
 
     @property
     def origin(self) -> Origin:

@@ -511,3 +511,25 @@ def test_sni_hostname_of_an_ip_with_a_trailing_dot_refused() -> None:
     sent and the certificate's IP entries are checked: refused."""
     with pytest.raises(LocalProtocolError, match="IP address with a dot after it"):
         validate_sni_hostname("1.2.3.4.")
+
+
+def test_parsed_urls_are_remembered_boundedly_and_stay_independent() -> None:
+    """URL(string) reuses an earlier parse of the same string; changing one URL
+    object changes no other, and the memory of parses stays bounded."""
+    from sansio import urls
+
+    first = URL("https://example.com:8443/a?b")
+    first.host = b"changed.example"
+    again = URL("https://example.com:8443/a?b")
+    assert (again.scheme, again.host, again.port, again.target) == (
+        b"https",
+        b"example.com",
+        8443,
+        b"/a?b",
+    )
+    for number in range(urls._ACCEPTED_MAX + 10):
+        URL(f"http://host{number}.example/")
+    assert 0 < len(urls._ACCEPTED) <= urls._ACCEPTED_MAX
+    with pytest.raises(LocalProtocolError):
+        URL("http://bad host/")
+    assert "http://bad host/" not in urls._ACCEPTED
