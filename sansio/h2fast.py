@@ -41,7 +41,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import h2.connection
+import h2.exceptions
 import h2.stream
+import h2.utilities
 import hpack.hpack
 from hpack.exceptions import HPACKDecodingError, OversizedHeaderListError
 from hpack.struct import HeaderTuple, NeverIndexedHeaderTuple
@@ -113,6 +115,7 @@ class CountingH2Connection(h2.connection.H2Connection):
         assert machine.state is h2.stream.StreamState.IDLE  # neither open nor closed
         machine.__class__ = _ObservedStreamStateMachine
         machine.connection = self  # type: ignore[attr-defined]
+        stream.__class__ = _CheckingStream
         return stream
 
     def _open_streams(self, remainder: int) -> int:
@@ -125,6 +128,34 @@ class CountingH2Connection(h2.connection.H2Connection):
                 self._closed_streams[stream_id] = streams.pop(stream_id).closed_by
             closed.clear()
         return self.open_counts[remainder]
+
+
+class _CheckingStream(h2.stream.H2Stream):
+    """h2's stream, checking received fields with :func:`received_fields_error`.
+
+    At the very step where h2 would run its own checks (they are switched
+    off): after the state moves and the content-length bookkeeping, after
+    cookie fields are joined, before anything else in the frame.
+    """
+
+    def _process_received_headers(
+        self,
+        headers: Any,
+        header_validation_flags: h2.utilities.HeaderValidationFlags,
+        header_encoding: Any,
+    ) -> Any:
+        fields = super()._process_received_headers(
+            headers, header_validation_flags, header_encoding
+        )
+        # A client receives only response heads (1xx included) and trailers:
+        # HTTP2State refuses a server's HEADERS on a stream of its own, and
+        # push is disabled.
+        trailer = header_validation_flags.is_trailer
+        assert trailer or header_validation_flags.is_response_header
+        message = received_fields_error(fields, trailer=trailer)
+        if message is not None:
+            raise h2.exceptions.ProtocolError(message)
+        return fields
 
 
 # -- HPACK ------------------------------------------------------------------------
@@ -225,6 +256,9 @@ class FastHPACKDecoder(hpack.hpack.Decoder):
         return headers
 
 
+_STOCK_TABLE_SIZE: Any = hpack.hpack.Encoder.header_table_size
+
+
 class FastHPACKEncoder(hpack.hpack.Encoder):
     """hpack's encoder, remembering blocks whose encoding left the table as it was.
 
@@ -232,13 +266,24 @@ class FastHPACKEncoder(hpack.hpack.Encoder):
     Huffman choice and the table. The table changes only when an encoding
     adds an entry (evicting others) or its size changes; while neither
     happens, the same input gives the same block, so it is kept, keyed by
-    all of the input. An encoding that changed the table, or one that
-    carries a size update (hpack emits it when ``header_table.resized``),
-    forgets every kept block. At most ``MAX_BLOCKS`` are kept.
+    all of the input. An encoding that changed the table, one that carries
+    a size update (hpack emits it when ``header_table.resized``), and any
+    setting of the table size forget every kept block. At most ``MAX_BLOCKS`` are kept.
     """
 
     MAX_BLOCKS = 64
     blocks: dict[tuple[Any, ...], bytes]
+
+    @property
+    def header_table_size(self) -> int:
+        return int(self.header_table.maxsize)
+
+    @header_table_size.setter
+    def header_table_size(self, value: int) -> None:
+        # Setting the same new size twice leaves hpack's ``resized`` False
+        # although the first setting evicted entries: forget blocks here.
+        self.blocks.clear()
+        _STOCK_TABLE_SIZE.fset(self, value)
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         if type(headers) is not list:
@@ -274,21 +319,10 @@ class FastHPACKEncoder(hpack.hpack.Encoder):
 _GOOD_NAME = re.compile(rb":?[\x21-\x39\x3b-\x40\x5b-\x7e]+")
 _GOOD_VALUE = re.compile(rb"(?:[^\x00\n\r \t](?:[^\x00\n\r]*[^\x00\n\r \t])?)?")
 
-_CONNECTION_FIELDS = frozenset(
-    {
-        b"connection",
-        b"proxy-connection",
-        b"keep-alive",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-_PSEUDO_FIELDS = frozenset(
-    {b":method", b":scheme", b":authority", b":path", b":status", b":protocol"}
-)
-_REQUEST_ONLY = frozenset(
-    {b":scheme", b":path", b":authority", b":method", b":protocol"}
-)
+# h2's own sets: "pseudo & _REQUEST_ONLY" then lists its result in h2's order.
+_CONNECTION_FIELDS = h2.utilities.CONNECTION_HEADERS
+_PSEUDO_FIELDS = h2.utilities._ALLOWED_PSEUDO_HEADER_FIELDS
+_REQUEST_ONLY = h2.utilities._REQUEST_ONLY_HEADERS
 
 
 def received_fields_error(

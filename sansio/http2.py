@@ -64,7 +64,7 @@ from .events import (
     TrailersReceived,
     WindowUpdated,
 )
-from .h2fast import CountingH2Connection, received_fields_error, secure_fields
+from .h2fast import CountingH2Connection, secure_fields
 from .headers import validate_field, validate_method, validate_target
 
 __all__ = [
@@ -98,7 +98,7 @@ _SETTINGS_FRAME = 0x4
 _HEADERS_FRAME = 0x1
 _ACK = 0x1
 
-_HEADS = (h2.events.ResponseReceived, h2.events.InformationalResponseReceived)
+_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*")
 
 _DROPPED_FIELDS = frozenset(
     {
@@ -215,8 +215,9 @@ class HTTP2State:
             config = h2.config.H2Configuration(client_side=True, header_encoding=None)
             self._h2 = h2.connection.H2Connection(config=config)
         else:
-            # Received fields are checked by h2fast.received_fields_error and
-            # request fields by send_request, so h2 checks neither again.
+            # Received fields are checked by h2fast.received_fields_error, in
+            # h2's place, and request fields by send_request: h2 checks
+            # neither again.
             config = h2.config.H2Configuration(
                 client_side=True,
                 header_encoding=None,
@@ -356,6 +357,11 @@ class HTTP2State:
                 "tunnels use HTTP/1.1"
             )
         validate_target(target)
+        if _SCHEME.fullmatch(scheme) is None:
+            raise LocalProtocolError(
+                f"invalid scheme {scheme!r}: a letter, then letters, digits, "
+                "'+', '-' or '.' (RFC 3986 §3.1)"
+            )
         authority = None
         fields: list[tuple[bytes, bytes]] = []
         for name, value in headers:
@@ -569,8 +575,6 @@ class HTTP2State:
         self._take_h2_output()
         try:
             h2_events = self._h2.receive_data(frame)
-            if self._fast:
-                self._check_received_fields(h2_events)
         except h2.exceptions.ProtocolError as exc:
             # Every error h2 raises on input is a ProtocolError (its other
             # H2Errors come from commands only).
@@ -578,22 +582,6 @@ class HTTP2State:
         events = self._translate(h2_events)
         self._take_h2_output()
         return events
-
-    def _check_received_fields(self, h2_events: list[h2.events.Event]) -> None:
-        # What h2 does with validate_inbound_headers on: the frame's events are
-        # lost, a GOAWAY is queued and the error raised. A frame carries at
-        # most one header block.
-        for event in h2_events:
-            kind = type(event)
-            if kind in _HEADS or kind is h2.events.TrailersReceived:
-                message = received_fields_error(
-                    event.headers,  # type: ignore[attr-defined]
-                    trailer=kind is h2.events.TrailersReceived,
-                )
-                if message is not None:
-                    self._h2._terminate_connection(ErrorCode.PROTOCOL_ERROR)
-                    raise h2.exceptions.ProtocolError(message)
-                return
 
     def _connection_error(self, code: int, message: str) -> None:
         with contextlib.suppress(h2.exceptions.ProtocolError):

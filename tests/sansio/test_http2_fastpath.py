@@ -23,13 +23,14 @@ import h2.stream
 import hpack
 import pytest
 from hpack.struct import NeverIndexedHeaderTuple
-from hyperframe.frame import HeadersFrame, RstStreamFrame
+from hyperframe.frame import HeadersFrame, RstStreamFrame, SettingsFrame
 
 from sansio import (
     ErrorCode,
     Event,
     HTTP2ConnectionState,
     HTTP2State,
+    LocalProtocolError,
     RemoteProtocolError,
     ResponseComplete,
 )
@@ -529,6 +530,7 @@ def test_hpack_encoder_gives_stock_bytes(seed: int) -> None:
             size = rng.choice([0, 64, 256, 4096, 8192])
             fast.header_table_size = size
             stock.header_table_size = size
+            assert fast.header_table_size == stock.header_table_size == size
             decoder.max_allowed_table_size = max(decoder.max_allowed_table_size, size)
         fields = rng.choice(REQUEST_LISTS)
         huffman = rng.random() < 0.8
@@ -558,3 +560,51 @@ def test_hpack_encoder_memo_is_bounded() -> None:
         # Indexed or static fields only, so each block is kept.
         fast.encode([(b":method", b"GET")] * (number + 1))
     assert 0 < len(fast.blocks) <= FastHPACKEncoder.MAX_BLOCKS
+
+
+# -- found in review ------------------------------------------------------------------
+
+
+def test_priority_flag_does_not_reorder_the_field_check() -> None:
+    """h2 checks the fields before the PRIORITY data of the same HEADERS frame;
+    so does the fast path (a stream depending on itself would be named first)."""
+    frame = HeadersFrame(1)
+    for flag in ("END_HEADERS", "END_STREAM", "PRIORITY"):
+        frame.flags.add(flag)
+    frame.depends_on = 1
+    frame.data = hpack.Encoder().encode([STATUS, (b"Bad", b"x")])
+    _, error, *_ = same_on_both(bytes(frame.serialize()))
+    assert error is not None
+    assert "uppercase header name b'Bad'" in error
+
+
+def test_request_only_fields_listed_in_h2_order() -> None:
+    fields = [STATUS, (b":method", b"GET"), (b":scheme", b"https")]
+    fields += [(b":authority", b"a"), (b":path", b"/")]
+    _, error, *_ = same_on_both(headers_frame(1, fields, end_stream=True))
+    assert error is not None
+    assert "request-only headers" in error
+
+
+def test_table_size_set_twice_forgets_remembered_blocks() -> None:
+    """h2 sets the encoder's table size on every SETTINGS carrying it; the same
+    new size twice leaves hpack's resized flag False after entries went."""
+    size_zero = SettingsFrame(0)
+    size_zero.settings = {SettingsFrame.HEADER_TABLE_SIZE: 0}
+    sent = {}
+    for reference in (False, True):
+        client, preface = opened(reference, streams=2)  # the 2nd is remembered
+        client.receive_data(preface + bytes(size_zero.serialize()) * 2)
+        client.data_to_send()
+        client.send_request(b"GET", b"https", b"/", [HOST], end_stream=True)
+        sent[reference] = client.data_to_send()
+    assert sent[False] == sent[True]
+
+
+@pytest.mark.parametrize("scheme", [b"https ", b" https", b"", b"1http", b"ht tp"])
+def test_scheme_is_checked_before_either_engine_sends(scheme: bytes) -> None:
+    for reference in (False, True):
+        client, _ = opened(reference, streams=0)
+        with pytest.raises(LocalProtocolError, match="invalid scheme"):
+            client.send_request(b"GET", scheme, b"/", [HOST], end_stream=True)
+        assert client.state is HTTP2ConnectionState.OPEN
