@@ -590,6 +590,11 @@ def run_http2(
             if isinstance(event, DataReceived):
                 state.acknowledge_data(event.stream_id, len(event.data))
         sent += state.data_to_send()
+        if state.can_open_stream:
+            # One more request after the server's frames: its bytes show the
+            # HPACK encoder's state after any SETTINGS it received.
+            state.send_request(b"GET", b"https", b"/", [HOST], end_stream=True)
+            sent += state.data_to_send()
         if exchange.eof:
             events += state.receive_eof()
     if error is not None:
