@@ -621,3 +621,51 @@ async def test_tls_in_tls_through_a_tls_relay(
     assert inner.received == [b"ping through two layers"]
     assert b"ping" not in outer.received[0]
     assert outer.received[0].startswith(b"\x16\x03")  # a TLS handshake record
+
+
+@pytest.mark.asyncio
+async def test_asyncio_read_size_follows_the_traffic() -> None:
+    """asyncio's socket transport allocates its max_size for every read: small
+    reads stay at 64 KiB (under glibc's mmap threshold), a read that fills that
+    brings asyncio's 256 KiB back, and small reads take it down again. uvloop
+    reads into its own buffer and is left alone. No byte is lost either way."""
+    from aio import streams
+
+    bulk = bytes(range(256)) * (4 * 1024 * 1024 // 256)
+    go_on = asyncio.Event()
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(b"hello")
+        await writer.drain()
+        await go_on.wait()
+        writer.write(bulk)
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"small again")
+        await writer.drain()
+
+    async with (
+        serve(handler) as server,
+        contextlib.aclosing(await connect(server)) as stream,
+    ):
+        protocol = stream._protocol  # type: ignore[attr-defined]
+        transport = stream._transport  # type: ignore[attr-defined]
+        asyncio_transport = isinstance(getattr(transport, "max_size", None), int)
+        assert await stream.read(100, timeout=5.0) == b"hello"
+        if asyncio_transport:
+            assert transport.max_size == protocol.read_size == streams.SMALL_READ
+        else:
+            assert protocol.read_size == 0
+        go_on.set()
+        received = bytearray()
+        sizes = set()
+        while len(received) < len(bulk):
+            received += await stream.read(len(bulk), timeout=5.0)
+            sizes.add(protocol.read_size)
+        assert bytes(received) == bulk
+        assert await stream.read(100, timeout=5.0) == b"small again"
+        if asyncio_transport:
+            assert streams.LARGE_READ in sizes
+            assert transport.max_size == protocol.read_size == streams.SMALL_READ
