@@ -579,6 +579,13 @@ class HTTP2State:
             # Every error h2 raises on input is a ProtocolError (its other
             # H2Errors come from commands only).
             raise RemoteProtocolError(_input_error_message(exc)) from exc
+        encoder = self._h2.encoder
+        if encoder.table_size_changes and not encoder.header_table.resized:
+            # hpack forgets a size change when the same new size is set twice
+            # (h2 sets it for every SETTINGS naming it): its resized flag goes
+            # back to False and the update RFC 7541 §4.2 requires at the start
+            # of the next block is never sent. Flag it again.
+            encoder.header_table.resized = True
         events = self._translate(h2_events)
         self._take_h2_output()
         return events
