@@ -1,7 +1,7 @@
 """Where HTTP/2 takes a faster path than stock h2, with stock h2 as the reference.
 
-With 100 streams in flight, three things in h2 cost more than the protocol
-work itself (profiled against nginx, see bench/README.md):
+With 100 streams in flight, these parts of h2 and hpack cost more than the
+protocol work itself (profiled against nginx, see bench/README.md):
 
 * **Counting open streams.** ``H2Connection.open_outbound_streams`` walks every
   stream each time it is read (once per request inside ``send_headers``, and
@@ -12,7 +12,8 @@ work itself (profiled against nginx, see bench/README.md):
 * **Checking received fields.** h2 validates each header block through a chain
   of seven generators. :func:`received_fields_error` applies the same rules in
   one pass over the block (a regular expression per field decides the common
-  case) and returns h2's own message, so errors read the same.
+  case) at the same step of h2's processing (:class:`_CheckingStream`) and
+  returns h2's own message, so errors read the same.
 * **Decoding HPACK.** hpack's ``Decoder.decode`` makes a method call, a
   memoryview slice, a copy of the rest of the block and two log calls per
   field. :class:`FastHPACKDecoder` decodes the usual representations (an
