@@ -53,6 +53,7 @@ __all__ = [
     "CountingH2Connection",
     "FastHPACKDecoder",
     "FastHPACKEncoder",
+    "SizeUpdatingEncoder",
     "received_fields_error",
     "secure_fields",
 ]
@@ -260,31 +261,40 @@ class FastHPACKDecoder(hpack.hpack.Decoder):
 _STOCK_TABLE_SIZE: Any = hpack.hpack.Encoder.header_table_size
 
 
-class FastHPACKEncoder(hpack.hpack.Encoder):
+class SizeUpdatingEncoder(hpack.hpack.Encoder):
+    """hpack's encoder, minus one lost size update: a fix both engines take.
+
+    h2 sets the table size for every SETTINGS that names it. hpack's
+    ``resized`` flag says whether the last setting changed the size, so the
+    same new size set twice lowers it again although a change is pending,
+    and the update RFC 7541 §4.2 requires at the start of the next block is
+    never sent (a strict server answers COMPRESSION_ERROR). Here a pending
+    change keeps the flag up.
+    """
+
+    def _set_table_size(self, value: int) -> None:
+        _STOCK_TABLE_SIZE.fset(self, value)
+        if self.table_size_changes:
+            self.header_table.resized = True
+
+    header_table_size = _STOCK_TABLE_SIZE.setter(_set_table_size)
+
+
+class FastHPACKEncoder(SizeUpdatingEncoder):
     """hpack's encoder, remembering blocks whose encoding left the table as it was.
 
     An encoding depends on the field list, its never-indexed marks, the
     Huffman choice and the table. The table changes only when an encoding
     adds an entry (evicting others) or its size changes; while neither
     happens, the same input gives the same block, so it is kept, keyed by
-    all of the input. An encoding that changed the table, one that carries
-    a size update (hpack emits it when ``header_table.resized``), and any
-    setting of the table size forget every kept block. At most ``MAX_BLOCKS`` are kept.
+    all of the input. An encoding that changed the table, or one that
+    carries a size update (pending whenever the size changed: see
+    SizeUpdatingEncoder), forgets every kept block. At most ``MAX_BLOCKS``
+    are kept.
     """
 
     MAX_BLOCKS = 64
     blocks: dict[tuple[Any, ...], bytes]
-
-    @property
-    def header_table_size(self) -> int:
-        return int(self.header_table.maxsize)
-
-    @header_table_size.setter
-    def header_table_size(self, value: int) -> None:
-        # Setting the same new size twice leaves hpack's ``resized`` False
-        # although the first setting evicted entries: forget blocks here.
-        self.blocks.clear()
-        _STOCK_TABLE_SIZE.fset(self, value)
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         if type(headers) is not list:
