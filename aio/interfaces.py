@@ -222,15 +222,15 @@ class ResponseBody:
     def _trace_kwargs(self) -> dict[str, Any]:
         return {"request": self._request}
 
+    def _trace(self) -> Trace:
+        return Trace(
+            "receive_response_body", self._logger, self._request, self._trace_kwargs()
+        )
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         self._start()
         try:
-            async with Trace(
-                "receive_response_body",
-                self._logger,
-                self._request,
-                self._trace_kwargs(),
-            ):
+            async with self._trace():
                 while (chunk := await self._next_chunk()) is not None:
                     yield chunk
         except BaseException:
@@ -242,12 +242,7 @@ class ResponseBody:
         self._start()
         chunks = []
         try:
-            async with Trace(
-                "receive_response_body",
-                self._logger,
-                self._request,
-                self._trace_kwargs(),
-            ):
+            async with self._trace():
                 while (chunk := await self._next_chunk()) is not None:
                     chunks.append(chunk)
         except BaseException:
