@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from tests.peers.hypercorn_server import HypercornPeer, run_hypercorn
+from tests.peers.hypercorn_server import HypercornPeer, h2_tls_options, run_hypercorn
 from tests.peers.microsocks import MicrosocksPeer, run_microsocks
 from tests.peers.nghttpd import NghttpdPeer, run_nghttpd
 from tests.peers.nginx import NginxPeer, run_nginx
@@ -119,10 +119,7 @@ def hypercorn_h2_tls(certs_dir: Path) -> Iterator[HypercornPeer]:
     """Hypercorn over TLS on 127.0.0.1, offering ALPN ``h2`` then ``http/1.1``."""
     with run_hypercorn(
         "tls",
-        certfile=certs_dir / "server.pem",
-        keyfile=certs_dir / "server.key.pem",
-        cafile=certs_dir / "ca.pem",
-        alpn_protocols=("h2", "http/1.1"),
+        **h2_tls_options(certs_dir),
     ) as peer:
         yield peer
 

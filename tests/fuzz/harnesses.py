@@ -706,24 +706,24 @@ def _headers(reader: Reader) -> None:
     expect(normalize_headers(result) == result, "normalize_headers is not idempotent")
 
 
-def _method(reader: Reader) -> None:
-    method = reader.rest()
-    try:
-        validate_method(method)
-    except LocalProtocolError:
-        return
-    _no_unsafe("method", method)
-    expect(b" " not in method and method != b"", f"bad method {method!r}")
+def _word(what: str, validate: Callable[[bytes], object]) -> Callable[[Reader], None]:
+    """The check of a request-line word: refused, or safe, non-empty, no space."""
+
+    def check(reader: Reader) -> None:
+        word = reader.rest()
+        try:
+            validate(word)
+        except LocalProtocolError:
+            return
+        _no_unsafe(what, word)
+        expect(b" " not in word and word != b"", f"bad {what} {word!r}")
+
+    return check
 
 
-def _target(reader: Reader) -> None:
-    target = reader.rest()
-    try:
-        validate_target(target)
-    except LocalProtocolError:
-        return
-    _no_unsafe("target", target)
-    expect(b" " not in target and target != b"", f"bad target {target!r}")
+# Looked up when called, so a test can swap the validator for one that fails.
+_method = _word("method", lambda word: validate_method(word))
+_target = _word("target", lambda word: validate_target(word))
 
 
 def _sni(reader: Reader) -> None:

@@ -75,6 +75,17 @@ class HypercornPeer:
         return self.log_path.read_text(errors="replace")
 
 
+def h2_tls_options(certs_dir: Path) -> dict[str, Any]:
+    """``run_hypercorn("tls", ...)`` arguments: the test certificates from
+    ``certs_dir``, and ALPN ``h2`` before ``http/1.1``."""
+    return {
+        "certfile": certs_dir / "server.pem",
+        "keyfile": certs_dir / "server.key.pem",
+        "cafile": certs_dir / "ca.pem",
+        "alpn_protocols": ("h2", "http/1.1"),
+    }
+
+
 @contextlib.contextmanager
 def run_hypercorn(
     kind: Kind,

@@ -12,7 +12,7 @@ import h11
 import pytest
 import uvloop
 
-from tests.peers.hypercorn_server import HypercornPeer, run_hypercorn
+from tests.peers.hypercorn_server import HypercornPeer, h2_tls_options, run_hypercorn
 from tests.peers.scripted import (
     canned_server,
     recording_server,
@@ -155,10 +155,7 @@ def test_hypercorn_alpn_is_configurable(certs_dir: Path) -> None:
     client.set_alpn_protocols(["h2", "http/1.1"])
     with run_hypercorn(
         "tls",
-        certfile=certs_dir / "server.pem",
-        keyfile=certs_dir / "server.key.pem",
-        cafile=certs_dir / "ca.pem",
-        alpn_protocols=("h2", "http/1.1"),
+        **h2_tls_options(certs_dir),
     ) as peer:
         assert negotiated_alpn(peer, client) == "h2"
 

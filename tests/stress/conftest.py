@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers.hypercorn_server import HypercornPeer, run_hypercorn
+from tests.peers.hypercorn_server import HypercornPeer, h2_tls_options, run_hypercorn
 from tests.peers.nghttpd import NghttpdPeer, run_nghttpd
 from tests.stress.answers import CHAOS_FILES_DIR, chaos_file_body
 
@@ -84,10 +84,7 @@ def idle_hypercorn_h2(certs_dir: Path) -> Iterator[HypercornPeer]:
     """Hypercorn over TLS (ALPN ``h2`` first), closing connections idle for 0.5 s."""
     with run_hypercorn(
         "tls",
-        certfile=certs_dir / "server.pem",
-        keyfile=certs_dir / "server.key.pem",
-        cafile=certs_dir / "ca.pem",
-        alpn_protocols=("h2", "http/1.1"),
+        **h2_tls_options(certs_dir),
         keep_alive_timeout=IDLE_TIMEOUT,
         access_log=False,
     ) as peer:
