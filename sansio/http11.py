@@ -561,16 +561,16 @@ class HTTP11State:
             if type(buffer) is bytes:
                 buffer = fast.buffer = bytearray(buffer)
             buffer += data
-        end = buffer.find(b"\r\n\r\n", max(0, start - 3))
-        # Bare LFs matter in the head only (h11 also ends lines and heads at
-        # one); the body that may follow in the same read is not looked at.
-        limit = len(buffer) if end < 0 else end + 4
-        newline = buffer.find(b"\n", start, limit)
-        while newline >= 0:
-            if newline == 0 or buffer[newline - 1] != 0x0D:
-                return self._fall_back()
-            newline = buffer.find(b"\n", newline + 1, limit)
+        end = buffer.find(b"\r\n\r\n", start - 3 if start > 3 else 0)
         if end < 0:
+            # Bare LFs matter in the head only (h11 also ends lines and heads
+            # at one): every new LF must end a CRLF, so there are as many LFs
+            # as CRLFs ending at or after ``start`` (two counts in C, not a
+            # loop per line). A complete head is checked whole by the parser.
+            if buffer.count(b"\n", start) != buffer.count(
+                b"\r\n", start - 1 if start else 0
+            ):
+                return self._fall_back()
             if len(buffer) > self._max_header_bytes:
                 return self._fall_back()  # h11's limit checks report it
             return []
@@ -777,11 +777,12 @@ class _FastHead:
         "transfer_coded",
     )
 
-    def __init__(self, minor: bytes, status: int, reason: bytes) -> None:
-        self.http_version = b"HTTP/1." + minor
+    def __init__(self, http_version: bytes, status: int, reason: bytes) -> None:
+        self.http_version = http_version
         self.status = status
         self.reason = reason
-        self.keep_alive = minor == b"1"  # h11: HTTP/1.0 is never kept alive
+        # h11: HTTP/1.0 is never kept alive.
+        self.keep_alive = http_version == b"HTTP/1.1"
         self.content_length: int | None = None
         self.transfer_coded = False
         self.headers: list[tuple[bytes, bytes]] = []
@@ -790,35 +791,95 @@ class _FastHead:
     def parse(cls, raw: bytes, max_count: int) -> _FastHead | None:
         """``raw`` is the head through the last field line's CRLF; None when
         it is not strictly the common shape (h11 then parses it)."""
-        # (Bare LFs were refused by the caller; a bare CR is refused here.)
-        if raw.translate(None, _HEAD_BYTES) or raw.count(b"\r") != raw.count(b"\r\n"):
+        # Only visible ASCII, space and HTAB in lines that end in CRLF: a bare
+        # CR or LF (h11 ends a line at a bare LF) is h11's to judge.
+        crlf = raw.count(b"\r\n")
+        if (
+            raw.translate(None, _HEAD_BYTES)
+            or raw.count(b"\r") != crlf
+            or raw.count(b"\n") != crlf
+        ):
             return None
         lines = raw.split(b"\r\n")
         lines.pop()  # the empty string after the last CRLF
         if len(lines) - 1 > max_count:
             return None
-        status = _STATUS_LINE.fullmatch(lines[0])
+        status = _STATUS_LINES.get(lines[0])
         if status is None:
-            return None
-        minor, code, reason = status.groups()
-        head = cls(minor, int(code), reason or b"")
+            match = _STATUS_LINE.fullmatch(lines[0])
+            if match is None:
+                return None
+            minor, code, reason = match.groups()
+            status = (b"HTTP/1." + minor, int(code), reason or b"")
+            if len(lines[0]) <= _REMEMBER_LINE_MAX:
+                _remember(_STATUS_LINES, lines[0], status)
+        head = cls(*status)
         headers = head.headers
         for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not name or name.translate(None, TCHAR):
-                return None  # no colon, an empty name, or not a token
-            value = value.strip(b" \t")
-            lower = name.lower()
-            if lower == b"content-length":
-                if head.content_length is not None or not _DIGITS.fullmatch(value):
-                    return None  # repeated or unusual: h11 decides
-                head.content_length = int(value)
-            elif lower == b"transfer-encoding":
-                head.transfer_coded = True  # any transfer coding: h11's business
-            elif lower == b"connection" and _says_close(value):
-                head.keep_alive = False
-            headers.append((name, value))
+            field = _FIELD_LINES.get(line)
+            if field is None:
+                field = _parse_field_line(line)
+                if field is None:
+                    return None
+                if len(line) <= _REMEMBER_LINE_MAX:
+                    _remember(_FIELD_LINES, line, field)
+            pair, kind = field
+            if kind:
+                if kind == _CONTENT_LENGTH:
+                    if head.content_length is not None:
+                        return None  # repeated: h11 decides
+                    head.content_length = int(pair[1])
+                elif kind == _TRANSFER_ENCODING:
+                    head.transfer_coded = True  # any coding: h11's business
+                else:
+                    head.keep_alive = False  # Connection: close
+            headers.append(pair)
         return head
+
+
+# Field kinds the fast path acts on (0: any other field).
+_CONTENT_LENGTH = 1
+_TRANSFER_ENCODING = 2
+_CLOSE = 3
+
+
+def _parse_field_line(line: bytes) -> tuple[tuple[bytes, bytes], int] | None:
+    """``((name, value), kind)`` for a strictly well-formed field line, or None."""
+    name, colon, value = line.partition(b":")
+    if not colon or not name or name.translate(None, TCHAR):
+        return None  # no colon, an empty name, or not a token
+    value = value.strip(b" \t")
+    lower = name.lower()
+    kind = 0
+    if lower == b"content-length":
+        if not _DIGITS.fullmatch(value):
+            return None  # unusual: h11 decides
+        kind = _CONTENT_LENGTH
+    elif lower == b"transfer-encoding":
+        kind = _TRANSFER_ENCODING
+    elif lower == b"connection" and _says_close(value):
+        kind = _CLOSE
+    return (name, value), kind
+
+
+# Status and field lines parsed before, by their bytes: a server repeats most
+# of them from one response to the next (the status line, Server,
+# Content-Type, Connection...), and a parsed line is immutable, so a repeat is
+# one dict lookup. Shared by every connection; bounded in entries and in the
+# length of a line kept, and emptied when full.
+_STATUS_LINES: dict[bytes, tuple[bytes, int, bytes]] = {}
+# The same for request fields: ``(name, value)`` to its serialised line and
+# lower-cased name (a client sends the same few fields again and again).
+_REQUEST_FIELDS: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+_FIELD_LINES: dict[bytes, tuple[tuple[bytes, bytes], int]] = {}
+_REMEMBER_MAX = 512
+_REMEMBER_LINE_MAX = 256
+
+
+def _remember(cache: dict[Any, Any], key: Any, parsed: Any) -> None:
+    if len(cache) >= _REMEMBER_MAX:
+        cache.clear()
+    cache[key] = parsed
 
 
 class _FastCycle:
@@ -883,11 +944,22 @@ class _FastCycle:
         length = None
         chunked = False
         keep_alive = True
-        for name, value in headers:
-            if _TOKEN.fullmatch(name) is None or _VALUE.fullmatch(value) is None:
-                return None
-            lower = name.lower()
-            line = b"%s: %s\r\n" % (name, value)
+        for field in headers:
+            try:
+                known = _REQUEST_FIELDS.get(field)
+                hashable = True
+            except TypeError:  # a list or a bytearray: served, not remembered
+                known = None
+                hashable = False
+            if known is None:
+                name, value = field
+                if _TOKEN.fullmatch(name) is None or _VALUE.fullmatch(value) is None:
+                    return None
+                known = (b"%s: %s\r\n" % (name, value), name.lower())
+                if hashable and len(name) + len(value) <= _REMEMBER_LINE_MAX:
+                    _remember(_REQUEST_FIELDS, field, known)
+            line, lower = known
+            value = field[1]
             if lower == b"host":
                 host.append(line)
                 continue

@@ -25,6 +25,7 @@ from sansio import (
     RemoteProtocolError,
     ResponseComplete,
     ResponseReceived,
+    http11,
 )
 from tests.sansio.splitting import merge_data
 
@@ -228,3 +229,97 @@ def test_large_body_in_random_reads(seed: int) -> None:
     merged = merge_data(events)
     assert merged[1] == DataReceived(stream_id=1, data=body)
     assert merged[2] == ResponseComplete(stream_id=1, reusable=True)
+
+
+# -- remembered lines ----------------------------------------------------------
+
+# Heads whose field lines decide framing or reuse, each sent twice: the second
+# time every line comes from the fast path's memory of parsed lines.
+REMEMBERED_HEADS = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+    b"HTTP/1.1 404 Not Found\r\nServer: x\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 3\r\n\r\nabc",
+    b"HTTP/1.1 200 " + b"R" * 300 + b"\r\nContent-Length: 3\r\n\r\nabc",
+]
+
+
+@pytest.mark.parametrize("response", REMEMBERED_HEADS)
+def test_remembered_lines_decide_as_new_ones(
+    response: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head parsed from remembered lines gives h11's outcome, as it did
+    when the lines were new."""
+    monkeypatch.setattr(http11, "_STATUS_LINES", {})
+    monkeypatch.setattr(http11, "_FIELD_LINES", {})
+    exchange = {
+        "method": b"GET",
+        "headers": [HOST],
+        "body": [],
+        "response": response,
+        "cuts": [],
+        "eof": True,
+        "early": False,
+    }
+    reference = run(fast=False, **exchange)  # type: ignore[arg-type]
+    first = run(fast=True, **exchange)  # type: ignore[arg-type]
+    assert http11._FIELD_LINES or http11._STATUS_LINES or not response
+    second = run(fast=True, **exchange)  # type: ignore[arg-type]
+    assert first == reference
+    assert second == reference
+
+
+def test_line_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most _REMEMBER_MAX lines are kept, and no line longer than
+    _REMEMBER_LINE_MAX; both memories start over when full."""
+    monkeypatch.setattr(http11, "_STATUS_LINES", {})
+    monkeypatch.setattr(http11, "_FIELD_LINES", {})
+    monkeypatch.setattr(http11, "_REQUEST_FIELDS", {})
+    long_value = b"v" * (http11._REMEMBER_LINE_MAX + 1)
+    for index in range(http11._REMEMBER_MAX + 10):
+        state = HTTP11State()
+        headers = [HOST, (b"X-Index", b"%d" % index), (b"X-Long", long_value)]
+        state.send_request(b"GET", b"/", headers)
+        state.end_request()
+        state.data_to_send()
+        reason = b"OK" if index % 2 else long_value  # a long status line too
+        head = b"HTTP/1.1 200 %s\r\nX-Index: %d\r\nX-Long: %s\r\n" % (
+            reason,
+            index,
+            long_value,
+        )
+        events = state.receive_data(head + b"Content-Length: 0\r\n\r\n")
+        assert isinstance(events[0], ResponseReceived)
+        assert (b"X-Index", b"%d" % index) in events[0].headers
+        assert 0 < len(http11._FIELD_LINES) <= http11._REMEMBER_MAX
+        assert 0 < len(http11._REQUEST_FIELDS) <= http11._REMEMBER_MAX
+    assert len(http11._FIELD_LINES) < http11._REMEMBER_MAX  # it started over
+    assert b"X-Index: %d" % index in http11._FIELD_LINES
+    assert not any(b"X-Long" in line for line in http11._FIELD_LINES)
+    assert (b"X-Long", long_value) not in http11._REQUEST_FIELDS
+    assert list(http11._STATUS_LINES) == [b"HTTP/1.1 200 OK"]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        [b"X-List", b"a"],  # a list: not hashable
+        (b"X-Array", bytearray(b"a")),  # a bytearray: not hashable
+    ],
+)
+def test_unhashable_request_fields_are_sent_as_h11_sends_them(
+    field: list[bytes] | tuple[bytes, bytearray],
+) -> None:
+    """Fields the memory cannot key on are still checked and serialised."""
+    sent = []
+    for fast in (True, False):
+        state = HTTP11State(fast_path=fast)
+        state.send_request(b"GET", b"/", [HOST, field])  # type: ignore[list-item]
+        state.end_request()
+        sent.append(state.data_to_send())
+    assert sent[0] == sent[1]
+    assert sent[0].endswith(b"\r\nX-%s: a\r\n\r\n" % field[0][2:])
