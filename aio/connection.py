@@ -293,6 +293,11 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
 
     # -- the pool's view -----------------------------------------------------
 
+    @property
+    def established(self) -> AsyncConnectionInterface | None:
+        """The HTTP/1.1 or HTTP/2 connection, once connected."""
+        return self._connection
+
     def can_handle_request(self, origin: Origin) -> bool:
         """Whether this connection is for ``origin``."""
         return origin == self._origin

@@ -106,27 +106,17 @@ class AsyncHTTP11Connection(ProtocolConnection):
         self._request_count += 1
         self._expire_at = None
 
+        traced = tracing(request, logger)
         try:
-            kwargs = {"request": request}
-            try:
-                async with Trace("send_request_headers", logger, request, kwargs):
-                    await self._send_request_headers(request)
-                async with Trace("send_request_body", logger, request, kwargs):
+            if traced:
+                head, switched = await self._exchange_traced(request)
+            else:
+                try:
+                    await self._send_request_headers(request, traced=False)
                     await self._send_request_body(request)
-            except WriteError:
-                # The server may close its side early and still answer (a 413
-                # while we upload, say): read that answer rather than the error.
-                pass
-            async with Trace(
-                "receive_response_headers", logger, request, kwargs
-            ) as trace:
+                except WriteError:
+                    pass  # as in _exchange_traced
                 head, switched = await self._receive_response_headers(request)
-                trace.return_value = (
-                    head.http_version,
-                    head.status,
-                    head.reason_phrase,
-                    head.headers,
-                )
         except BaseException:
             if (
                 self._h11.state is HTTP11ConnectionState.IDLE
@@ -139,8 +129,9 @@ class AsyncHTTP11Connection(ProtocolConnection):
                 self._request_count -= 1
             else:
                 self._discard()
-            async with Trace("response_closed", logger, request):
-                pass
+            if traced:
+                async with Trace("response_closed", logger, request):
+                    pass
             raise
 
         network_stream: AsyncNetworkStream = self._network_stream
@@ -157,15 +148,39 @@ class AsyncHTTP11Connection(ProtocolConnection):
             },
         )
 
+    async def _exchange_traced(
+        self, request: Request
+    ) -> tuple[ResponseReceived, ProtocolSwitched | None]:
+        """Send ``request`` and read its response head, each step traced."""
+        kwargs = {"request": request}
+        try:
+            async with Trace("send_request_headers", logger, request, kwargs):
+                await self._send_request_headers(request, traced=True)
+            async with Trace("send_request_body", logger, request, kwargs):
+                await self._send_request_body(request)
+        except WriteError:
+            # The server may close its side early and still answer (a 413
+            # while we upload, say): read that answer rather than the error.
+            pass
+        async with Trace("receive_response_headers", logger, request, kwargs) as trace:
+            head, switched = await self._receive_response_headers(request)
+            trace.return_value = (
+                head.http_version,
+                head.status,
+                head.reason_phrase,
+                head.headers,
+            )
+        return head, switched
+
     # -- sending -------------------------------------------------------------
 
-    async def _send_request_headers(self, request: Request) -> None:
+    async def _send_request_headers(self, request: Request, *, traced: bool) -> None:
         self._h11.send_request(request.method, request.url.target, request.headers)
         stream = request.stream
         if (
             type(stream) is not ByteStream
             or len(stream.content) > COALESCE_MAX_BODY
-            or tracing(request, logger)
+            or traced
         ):
             await self._flush(request)
         # Else the head waits for its small body: one write for the whole
@@ -311,13 +326,20 @@ class HTTP11ConnectionByteStream(ResponseBody):
         if not self._closed:
             self._closed = True
             self._connection._discard()
-            async with Trace("response_closed", logger, self._request):
-                pass
+            try:
+                async with Trace("response_closed", logger, self._request):
+                    pass
+            finally:
+                self._released()
 
     async def aclose(self) -> None:
         """Release the connection; safe to call more than once."""
         if not self._closed:
             self._closed = True
             self._connection._response_closed()
-            async with Trace("response_closed", logger, self._request):
-                pass
+            try:
+                if tracing(self._request, logger):
+                    async with Trace("response_closed", logger, self._request):
+                        pass
+            finally:
+                self._released()

@@ -721,5 +721,8 @@ class HTTP2ConnectionByteStream(ResponseBody):
             self._closed = True
             self._connection._release_stream(self._stream_id)
             kwargs = {"stream_id": self._stream_id}
-            async with Trace("response_closed", logger, self._request, kwargs):
-                pass
+            try:
+                async with Trace("response_closed", logger, self._request, kwargs):
+                    pass
+            finally:
+                self._released()

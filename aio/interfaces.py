@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Self
 
 from sansio.headers import HeaderInput, Headers, normalize_headers
 from sansio.urls import URL, Origin, enforce_bytes, host_header_value
 
 from .models import Content, Extensions, Request, Response, enforce_url
-from .trace import Trace
+from .trace import Trace, tracing
 
 __all__ = [
     "AsyncConnectionInterface",
@@ -206,12 +206,22 @@ class ResponseBody:
     Subclasses set ``_logger`` (its ``receive_response_body`` trace step) and
     ``_request``, and give the next chunk (``_next_chunk``, None at the end)
     and what a failure or cancellation while reading does (``_failed``).
+    Whichever way the body is closed, it calls ``_released()`` last.
     """
 
     _logger: logging.Logger
     _request: Request
     _closed: bool
     _iterated: bool
+    # Called once when the body is closed, after the connection settled: the
+    # pool sets it to give the request's place back.
+    _on_close: Callable[[], None] | None = None
+
+    def _released(self) -> None:
+        on_close = self._on_close
+        if on_close is not None:
+            self._on_close = None
+            on_close()
 
     def _next_chunk(self) -> Awaitable[bytes | None]:
         raise NotImplementedError
@@ -242,7 +252,11 @@ class ResponseBody:
         self._start()
         chunks = []
         try:
-            async with self._trace():
+            if tracing(self._request, self._logger):
+                async with self._trace():
+                    while (chunk := await self._next_chunk()) is not None:
+                        chunks.append(chunk)
+            else:  # the same without the step nobody listens to
                 while (chunk := await self._next_chunk()) is not None:
                     chunks.append(chunk)
         except BaseException:

@@ -12,10 +12,11 @@ consistent: no connection stuck CONNECTING, no slot leaked, no socket left open.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sansio.headers import HeaderInput
@@ -40,14 +41,13 @@ from .exceptions import (
     UnsupportedProtocol,
     WriteError,
 )
-from .interfaces import AsyncConnectionInterface, AsyncRequestInterface
+from .interfaces import AsyncConnectionInterface, AsyncRequestInterface, ResponseBody
 from .models import (
     ByteStream,
     Proxy,
     Request,
     Response,
     check_scheme,
-    read_whole,
     start_deadline,
     timeout_for,
 )
@@ -214,7 +214,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 raise
             connection = self._connections[connection_id]
             try:
-                response = await connection.handle_async_request(request)
+                response = await _handler(connection).handle_async_request(request)
             except ConnectionNotAvailable:
                 actions = self._requeue(request_id, connection_id, connection)
                 continue
@@ -243,12 +243,14 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 connection,
                 shared=response.extensions.get("http_version") == b"HTTP/2",
             )
-            return Response._from_wire(
-                response.status,
-                response.headers,
-                PoolByteStream(response, self, request_id, connection_id),
-                response.extensions,
+            # Closing the body, however it ends, gives the place back: the
+            # connection's own body calls this last (no second Response).
+            body = response.stream
+            assert isinstance(body, ResponseBody)  # every connection's is
+            body._on_close = functools.partial(
+                self._response_closed, request_id, connection_id
             )
+            return response
 
     async def aclose(self) -> None:
         """Close every connection; requests still waiting fail with RuntimeError."""
@@ -524,6 +526,17 @@ class AsyncConnectionPool(AsyncRequestInterface):
         self._release(request_id, connection_id, reusable=reusable)
 
 
+def _handler(connection: AsyncConnectionInterface) -> AsyncConnectionInterface:
+    """Who takes the request: an established direct connection's HTTP/1.1 or
+    HTTP/2 connection itself, without the wrapper's checks, which the pool
+    made already (scheme, origin, deadline)."""
+    if type(connection) is AsyncHTTPConnection:
+        established = connection.established
+        if established is not None:
+            return established
+    return connection
+
+
 def _stream_capacity(connection: AsyncConnectionInterface) -> int | None:
     capacity = getattr(connection, "stream_capacity", None)
     value = None if capacity is None else capacity()
@@ -547,53 +560,6 @@ def _retryable(request: Request, exc: Exception) -> bool:
     if isinstance(exc, RemoteProtocolError):
         return str(exc) == "Server disconnected without sending a response."
     return True
-
-
-class PoolByteStream:
-    """The response body; closing it returns the connection to the pool."""
-
-    def __init__(
-        self,
-        response: Response,
-        pool: AsyncConnectionPool,
-        request_id: int,
-        connection_id: int,
-    ) -> None:
-        self._response = response
-        self._pool = pool
-        self._request_id = request_id
-        self._connection_id = connection_id
-        self._closed = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        stream = self._response.stream
-        assert isinstance(stream, AsyncIterable)  # a connection's own body
-        try:
-            async for chunk in stream:  # not aiter_stream(): one generator less
-                yield chunk
-        except BaseException:
-            await self.aclose()
-            raise
-
-    async def _read_all(self) -> bytes:
-        """The whole body (Response.aread's common case), without an async
-        generator when the connection's body stream has ``_read_all``."""
-        stream = self._response.stream
-        assert isinstance(stream, AsyncIterable)  # a connection's own body
-        try:
-            return await read_whole(stream)
-        except BaseException:
-            await self.aclose()
-            raise
-
-    async def aclose(self) -> None:
-        """Close the response and release its connection to the pool."""
-        if not self._closed:
-            self._closed = True
-            try:
-                await self._response.aclose()
-            finally:
-                self._pool._response_closed(self._request_id, self._connection_id)
 
 
 class AsyncHTTPProxy(AsyncConnectionPool):

@@ -571,3 +571,32 @@ async def test_wss_never_negotiates_http2(
             url = f"{scheme}://localhost:{hypercorn_h2_tls.port}/"
             async with pool.stream("GET", url) as response:
                 assert response.extensions["http_version"] == version
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http11", "http2"])
+async def test_failing_response_closed_trace_still_releases_the_request(
+    http2: bool,
+    hypercorn_plain: HypercornPeer,
+    hypercorn_h2_tls: HypercornPeer,
+    h2_context: ssl.SSLContext,
+) -> None:
+    """The body gives the request's place back last, whatever happens before:
+    here a trace callback that raises at response_closed."""
+
+    class Refused(Exception):
+        pass
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith(".response_closed.started"):
+            raise Refused(event)
+
+    url = (hypercorn_h2_tls if http2 else hypercorn_plain).url + "/"
+    async with aio.AsyncConnectionPool(ssl_context=h2_context, http2=http2) as pool:
+        with pytest.raises(Refused):
+            await pool.request("GET", url, extensions={"trace": trace})
+        stats = pool.stats()
+        assert stats["requests_active"] == 0
+        assert stats["connections_active"] == 0
+        response = await pool.request("GET", url)
+        assert response.content == b"Hello, world!"
+        assert len(pool.connections) == 1
