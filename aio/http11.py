@@ -81,12 +81,13 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
         On any failure, cancellation included, the connection is closed.
         """
-        if not self.can_handle_request(request.url.origin):
+        if not self._serves(request.url):
             raise RuntimeError(
                 f"Attempted to send request to {request.url.origin} on connection "
                 f"to {self._origin}"
             )
-        if not hasattr(request.stream, "__aiter__"):
+        stream = request.stream
+        if type(stream) is not ByteStream and not hasattr(stream, "__aiter__"):
             raise TypeError(
                 "the request body must be bytes or an async iterable of bytes on "
                 f"an async connection, not {type(request.stream).__name__}"
@@ -112,8 +113,22 @@ class AsyncHTTP11Connection(ProtocolConnection):
                 head, switched = await self._exchange_traced(request)
             else:
                 try:
-                    await self._send_request_headers(request, traced=False)
-                    await self._send_request_body(request)
+                    if (
+                        type(stream) is ByteStream
+                        and len(stream.content) <= COALESCE_MAX_BODY
+                    ):
+                        # The usual request: head and body in one write.
+                        h11 = self._h11
+                        h11.send_request(
+                            request.method, request.url.target, request.headers
+                        )
+                        if stream.content:
+                            h11.send_body(stream.content)
+                        h11.end_request()
+                        await self._flush(request)
+                    else:
+                        await self._send_request_headers(request, traced=False)
+                        await self._send_request_body(request)
                 except WriteError:
                     pass  # as in _exchange_traced
                 head, switched = await self._receive_response_headers(request)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Self
 
 from sansio.headers import HeaderInput, Headers, normalize_headers
-from sansio.urls import URL, Origin, enforce_bytes, host_header_value
+from sansio.urls import DEFAULT_PORTS, URL, Origin, enforce_bytes, host_header_value
 
 from .models import Content, Extensions, Request, Response, enforce_url
 from .trace import Trace, tracing
@@ -38,6 +38,11 @@ def include_request_headers(headers: Headers, *, url: URL, content: Content) -> 
     ``Content-Length`` for bytes, ``Transfer-Encoding: chunked`` for an
     iterator, unless the caller set either (httpcore's rule).
     """
+    if not headers:  # the usual request() call: nothing to look through
+        headers = [(b"Host", host_header_value(url))]
+        if content is not None:
+            headers.append(_framing(content))
+        return headers
     names = {name.lower() for name, _ in headers}
     if b"host" not in names:
         headers = [(b"Host", host_header_value(url)), *headers]
@@ -46,11 +51,15 @@ def include_request_headers(headers: Headers, *, url: URL, content: Content) -> 
         and b"content-length" not in names
         and b"transfer-encoding" not in names
     ):
-        if isinstance(content, bytes):
-            headers.append((b"Content-Length", b"%d" % len(content)))
-        else:
-            headers.append((b"Transfer-Encoding", b"chunked"))
+        headers.append(_framing(content))
     return headers
+
+
+def _framing(content: Content) -> tuple[bytes, bytes]:
+    """The framing field for a body of ``content`` (httpcore's rule)."""
+    if isinstance(content, bytes):
+        return (b"Content-Length", b"%d" % len(content))
+    return (b"Transfer-Encoding", b"chunked")
 
 
 class AsyncRequestInterface:
@@ -168,6 +177,18 @@ class ProtocolConnection(AsyncConnectionInterface):
     def can_handle_request(self, origin: Origin) -> bool:
         """Whether this connection is for ``origin``."""
         return origin == self._origin
+
+    def _serves(self, url: URL) -> bool:
+        """``can_handle_request(url.origin)`` without making the Origin."""
+        origin = self._origin
+        port = url.port
+        if port is None:
+            port = DEFAULT_PORTS.get(url.scheme)
+        return (
+            port == origin.port
+            and url.host == origin.host
+            and url.scheme == origin.scheme
+        )
 
     def is_idle(self) -> bool:
         """Whether no request is in flight."""

@@ -68,10 +68,10 @@ _SCHEMES = frozenset({b"http", b"https", b"ws", b"wss"})
 
 def enforce_url(value: URL | bytes | str, *, name: str) -> URL:
     """Return ``value`` as a :class:`URL`, with httpcore's TypeError otherwise."""
+    if type(value) is str or isinstance(value, bytes | str):
+        return URL(value)
     if isinstance(value, URL):
         return value
-    if isinstance(value, bytes | str):
-        return URL(value)
     seen = type(value).__name__
     raise TypeError(f"{name} must be a URL, bytes, or str, but got {seen}.")
 

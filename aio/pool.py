@@ -29,7 +29,7 @@ from sansio.pool import (
     PoolRequestState,
     PoolState,
 )
-from sansio.urls import URL, Origin, validate_sni_hostname
+from sansio.urls import DEFAULT_PORTS, URL, Origin, validate_sni_hostname
 
 from .backends import SOCKET_OPTION, AsyncIOBackend, AsyncNetworkBackend
 from .connection import AsyncHTTPConnection
@@ -174,11 +174,12 @@ class AsyncConnectionPool(AsyncRequestInterface):
             raise RuntimeError("The connection pool is closed.")
         start_deadline(request, again=True)
         timeout = timeout_for(request, "pool")
-        loop = asyncio.get_running_loop()
-        arrived = loop.time()
         # The pool's own trace step costs an object and two awaits: paid only
         # when someone listens.
         traced = tracing(request, logger)
+        arrived = (
+            asyncio.get_running_loop().time() if traced or timeout is not None else 0.0
+        )
         deadline = None if timeout is None else arrived + timeout
         key = self._key(request)
         # wss never offers h2 (a WebSocket Upgrade needs HTTP/1.1).
@@ -197,9 +198,13 @@ class AsyncConnectionPool(AsyncRequestInterface):
                         request, request_id, actions, deadline, timeout, arrived
                     )
                 else:
-                    connection_id, reused = await self._acquire(
-                        request_id, actions, deadline, timeout
-                    )
+                    placed = self._execute(actions, request_id)
+                    if placed is None or self._stale(placed):
+                        # No connection yet, or a dead one: the long way.
+                        placed = await self._acquire(
+                            request_id, [], deadline, timeout, placed
+                        )
+                    connection_id, reused = placed
             except BaseException:
                 now = time.monotonic()
                 if state.request_state(request_id) is PoolRequestState.ACTIVE:
@@ -293,14 +298,22 @@ class AsyncConnectionPool(AsyncRequestInterface):
 
     def _key(self, request: Request) -> PoolKey:
         url = request.url
-        origin = url.origin
+        scheme = url.scheme
+        port = url.port
         sni = request.extensions.get("sni_hostname")
         return (
-            origin.scheme,
-            origin.host,
-            origin.port,
+            scheme,
+            url.host,
+            DEFAULT_PORTS[scheme] if port is None else port,  # the URL's origin
             None if sni is None else validate_sni_hostname(sni),
         )
+
+    def _stale(self, placed: tuple[int, bool]) -> bool:
+        """Whether the idle connection ``placed`` the request on is dead (the
+        server closed it, or keep-alive ran out, while it sat idle)."""
+        connection_id, reused = placed
+        connection = self._connections[connection_id]
+        return reused and connection.is_idle() and connection.has_expired()
 
     async def _acquire(
         self,
@@ -308,22 +321,25 @@ class AsyncConnectionPool(AsyncRequestInterface):
         actions: list[PoolAction],
         deadline: float | None,
         timeout: float | None,
+        placed: tuple[int, bool] | None = None,
     ) -> tuple[int, bool]:
-        """The connection this request goes on, and whether it is reused."""
+        """The connection this request goes on, and whether it is reused.
+
+        ``placed``: where ``actions`` already put it (without them, on a
+        connection found stale).
+        """
+        if placed is None:
+            placed = self._execute(actions, request_id)
         while True:
-            mine = self._execute(actions, request_id)
-            if mine is None:
-                mine = await self._wait(request_id, deadline, timeout)
-            connection_id, reused = mine
-            connection = self._connections[connection_id]
-            if reused and connection.is_idle() and connection.has_expired():
-                # Checked only for the connection about to be used: the server
-                # closed it (or keep-alive ran out) while it sat idle.
-                actions = self._state.requeue(
-                    request_id, time.monotonic(), connection_dead=True
-                )
-                continue
-            return connection_id, reused
+            if placed is None:
+                placed = await self._wait(request_id, deadline, timeout)
+            if not self._stale(placed):
+                return placed
+            # Checked only for the connection about to be used.
+            actions = self._state.requeue(
+                request_id, time.monotonic(), connection_dead=True
+            )
+            placed = self._execute(actions, request_id)
 
     async def _acquire_traced(
         self,

@@ -47,13 +47,30 @@ _VALUE = re.compile(
 )
 
 
+# RFC 9110 §9.3 and RFC 5789 methods: tokens, known without the regex.
+_METHODS = frozenset(
+    {
+        b"GET",
+        b"HEAD",
+        b"POST",
+        b"PUT",
+        b"DELETE",
+        b"CONNECT",
+        b"OPTIONS",
+        b"TRACE",
+        b"PATCH",
+    }
+)
+
+
 def validate_method(method: bytes) -> bytes:
     """Return ``method`` if it is an RFC 9110 token.
 
     Raises:
         LocalProtocolError: Empty, or contains anything but tchar.
     """
-    if _TOKEN.fullmatch(method) is None:
+    known = type(method) is bytes and method in _METHODS
+    if not known and _TOKEN.fullmatch(method) is None:
         raise LocalProtocolError(
             f"invalid request method {method!r}: a method is a token "
             "(RFC 9110 §9.1), so CR, LF, NUL, space and separators are not allowed"

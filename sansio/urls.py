@@ -267,10 +267,22 @@ def host_header_value(url: URL) -> bytes:
     IPv6 literals are bracketed as RFC 3986 §3.2.2 requires (httpcore sends them
     bare, which servers cannot parse back).
     """
-    host = b"[" + url.host + b"]" if b":" in url.host else url.host
-    if url.port is None or url.port == DEFAULT_PORTS.get(url.scheme):
-        return host
-    return b"%b:%d" % (host, url.port)
+    key = (url.scheme, url.host, url.port)
+    value = _HOST_VALUES.get(key)
+    if value is None:
+        host = b"[" + url.host + b"]" if b":" in url.host else url.host
+        if url.port is None or url.port == DEFAULT_PORTS.get(url.scheme):
+            value = host
+        else:
+            value = b"%b:%d" % (host, url.port)
+        if len(_HOST_VALUES) >= _ACCEPTED_MAX:
+            _HOST_VALUES.clear()
+        _HOST_VALUES[key] = value
+    return value
+
+
+# Host values already made, by (scheme, host, port): bounded like _ACCEPTED.
+_HOST_VALUES: dict[tuple[bytes, bytes, int | None], bytes] = {}
 
 
 def _validate_dns_name(value: str) -> None:

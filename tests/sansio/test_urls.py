@@ -13,6 +13,7 @@ from sansio import (
     Origin,
     enforce_bytes,
     host_header_value,
+    urls,
     validate_sni_hostname,
 )
 from sansio.urls import _parse, _parse_simple
@@ -516,8 +517,6 @@ def test_sni_hostname_of_an_ip_with_a_trailing_dot_refused() -> None:
 def test_parsed_urls_are_remembered_boundedly_and_stay_independent() -> None:
     """URL(string) reuses an earlier parse of the same string; changing one URL
     object changes no other, and the memory of parses stays bounded."""
-    from sansio import urls
-
     first = URL("https://example.com:8443/a?b")
     first.host = b"changed.example"
     again = URL("https://example.com:8443/a?b")
@@ -533,3 +532,22 @@ def test_parsed_urls_are_remembered_boundedly_and_stay_independent() -> None:
     with pytest.raises(LocalProtocolError):
         URL("http://bad host/")
     assert "http://bad host/" not in urls._ACCEPTED
+
+
+def test_host_values_are_remembered_boundedly_and_follow_the_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Remembered Host values are keyed by scheme, host and port: a changed
+    URL gets its own, and the memory starts over when full."""
+    monkeypatch.setattr(urls, "_HOST_VALUES", {})
+    url = URL("http://example.com:8080/")
+    assert host_header_value(url) == b"example.com:8080"
+    url.port = 80
+    assert host_header_value(url) == b"example.com"
+    url.scheme = b"https"
+    assert host_header_value(url) == b"example.com:80"
+    for number in range(urls._ACCEPTED_MAX + 10):
+        value = host_header_value(URL(f"http://h{number}.example/"))
+        assert value == b"h%d.example" % number
+        assert 0 < len(urls._HOST_VALUES) <= urls._ACCEPTED_MAX
+    assert len(urls._HOST_VALUES) < urls._ACCEPTED_MAX  # it started over
