@@ -320,6 +320,32 @@ class HTTP11ConnectionByteStream(ResponseBody):
         self._closed = False
         self._iterated = False
 
+    async def _read_all(self) -> bytes:
+        """The whole body, as ``_next_chunk`` gives it, but taking the events
+        already queued (usually all of them) without a coroutine each."""
+        if tracing(self._request, logger):
+            return await super()._read_all()
+        self._start()
+        connection = self._connection
+        events = connection._events
+        chunks = []
+        try:
+            while True:
+                if events:
+                    event = events.popleft()
+                elif connection._h11.state is HTTP11ConnectionState.SWITCHED:
+                    break  # as in _next_chunk
+                else:
+                    event = await connection._next_event(self._request)
+                if type(event) is DataReceived:
+                    chunks.append(event.data)
+                elif type(event) is ResponseComplete:
+                    break
+        except BaseException:
+            await self._failed()
+            raise
+        return b"".join(chunks)
+
     async def _next_chunk(self) -> bytes | None:
         """The next piece of the body, or None at its end."""
         connection = self._connection

@@ -256,6 +256,7 @@ class AsyncIOStream(AsyncNetworkStream):
         self._protocol = protocol
         self._under = under
         self._closed = False
+        self._loop = asyncio.get_running_loop()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         """Return up to ``max_bytes`` bytes, or ``b""`` once the peer closed.
@@ -274,18 +275,17 @@ class AsyncIOStream(AsyncNetworkStream):
                 raise ReadError(str(protocol.exc)) from protocol.exc
             if protocol.eof:
                 return b""
-            await self._wait_readable(timeout)
+            waiter = protocol.read_waiter = self._loop.create_future()
+            try:
+                if timeout is None:
+                    await waiter
+                else:
+                    await await_with_timeout(waiter, timeout, ReadTimeout, "read")
+            finally:
+                protocol.read_waiter = None
             if not protocol.chunks:
                 return await self.read(max_bytes, timeout)
         return protocol.take(max_bytes)
-
-    async def _wait_readable(self, timeout: float | None) -> None:
-        protocol = self._protocol
-        waiter = protocol.read_waiter = asyncio.get_running_loop().create_future()
-        try:
-            await await_with_timeout(waiter, timeout, ReadTimeout, "read")
-        finally:
-            protocol.read_waiter = None
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         """Send ``buffer``; wait while the transport's buffer is over its limit.

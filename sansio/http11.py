@@ -82,8 +82,14 @@ class HTTP11ConnectionState(enum.Enum):
     CLOSED = "CLOSED"  # must not be used again; the socket should close
     ERROR = "ERROR"  # a protocol error happened; every call now raises
 
+    __hash__ = object.__hash__  # as for _Input below
+
 
 class _Input(enum.Enum):
+    # Members are singletons: hashing by identity (C) rather than by name
+    # (Enum.__hash__, Python) makes each transition lookup cheaper.
+    __hash__ = object.__hash__
+
     SEND_REQUEST = enum.auto()
     COMPLETE_KEEP_ALIVE = enum.auto()
     COMPLETE_CLOSE = enum.auto()

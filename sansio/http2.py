@@ -148,8 +148,14 @@ class HTTP2ConnectionState(enum.Enum):
     CLOSED = "CLOSED"  # EOF or close(): nothing more
     ERROR = "ERROR"  # a protocol error happened; every call now raises
 
+    __hash__ = object.__hash__  # as for _Input below
+
 
 class _Input(enum.Enum):
+    # Members are singletons: hashing by identity (C) rather than by name
+    # (Enum.__hash__, Python) makes each transition lookup cheaper.
+    __hash__ = object.__hash__
+
     INITIATE = enum.auto()
     GOAWAY = enum.auto()
     EOF = enum.auto()

@@ -150,3 +150,45 @@ async def test_request_body_iterator_errors_close_the_connection() -> None:
         with pytest.raises(ValueError, match="caller bug"):
             await conn.request("POST", "https://example.com/", content=body())
         assert conn.is_closed()
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
+async def test_reading_a_101_body_leaves_the_new_protocol_bytes(traced: bool) -> None:
+    """aread() of a 101 response is empty, traced or not: the bytes after the
+    head are the new protocol's, read from network_stream."""
+    stream = aio.AsyncMockStream(
+        [b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nNEW", b"MORE"]
+    )
+    events: list[str] = []
+    extensions = {"trace": lambda name, info: events.append(name)} if traced else {}
+    connection = aio.AsyncHTTP11Connection(origin=ORIGIN, stream=stream)
+    async with connection.stream(
+        "GET",
+        "https://example.com/",
+        headers={"Upgrade": "x", "Connection": "upgrade"},
+        extensions=extensions,
+    ) as response:
+        assert response.status == 101
+        assert await response.aread() == b""
+        network_stream = response.extensions["network_stream"]
+        assert await network_stream.read(100) == b"NEW"
+        assert await network_stream.read(100) == b"MORE"
+    assert ("http11.receive_response_body.complete" in events) is traced
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["untraced", "traced"])
+async def test_reading_a_body_with_trailers_skips_them(traced: bool) -> None:
+    """Trailers end a chunked body without becoming part of it."""
+    stream = aio.AsyncMockStream(
+        [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"5\r\nHello\r\n0\r\nX-Checksum: 1\r\n\r\n",
+        ]
+    )
+    extensions = {"trace": lambda name, info: None} if traced else {}
+    async with aio.AsyncHTTP11Connection(origin=ORIGIN, stream=stream) as connection:
+        response = await connection.request(
+            "GET", "https://example.com/", extensions=extensions
+        )
+        assert response.content == b"Hello"
+        assert connection.is_idle()
