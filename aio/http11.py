@@ -155,7 +155,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
         return Response._from_wire(
             head.status,
             head.headers,
-            HTTP11ConnectionByteStream(self, request),
+            HTTP11ConnectionByteStream(self, request, traced),
             {
                 "http_version": head.http_version,
                 "reason_phrase": head.reason_phrase,
@@ -314,16 +314,19 @@ class HTTP11ConnectionByteStream(ResponseBody):
 
     _logger = logger
 
-    def __init__(self, connection: AsyncHTTP11Connection, request: Request) -> None:
+    def __init__(
+        self, connection: AsyncHTTP11Connection, request: Request, traced: bool
+    ) -> None:
         self._connection = connection
         self._request = request
+        self._traced = traced  # as the request's exchange found it
         self._closed = False
         self._iterated = False
 
     async def _read_all(self) -> bytes:
         """The whole body, as ``_next_chunk`` gives it, but taking the events
         already queued (usually all of them) without a coroutine each."""
-        if tracing(self._request, logger):
+        if self._traced:
             return await super()._read_all()
         self._start()
         connection = self._connection
@@ -379,7 +382,7 @@ class HTTP11ConnectionByteStream(ResponseBody):
             self._closed = True
             self._connection._response_closed()
             try:
-                if tracing(self._request, logger):
+                if self._traced:
                     async with Trace("response_closed", logger, self._request):
                         pass
             finally:

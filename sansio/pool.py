@@ -421,6 +421,8 @@ class PoolState:
     def expire(self, now: float) -> list[PoolAction]:
         """Close idle connections whose keep-alive expired (oldest first)."""
         actions: list[PoolAction] = []
+        if self._keepalive_expiry is None and not self._waiting:
+            return actions  # nothing expires, nobody waits for the room
         idle_lru = self._idle_lru
         while idle_lru:  # O(expired), not O(idle): this runs on every request
             connection_id = next(iter(idle_lru))
@@ -482,7 +484,7 @@ class PoolState:
         fresh = request.fresh
         # 1. A shared connection with a free stream (or one still connecting
         #    that will probably be shared: its requests queue on its connect).
-        for connection_id in list(keyed.shared):
+        for connection_id in list(keyed.shared) if keyed.shared else ():
             connection = self._connections[connection_id]
             if connection is avoid or (
                 fresh and connection.state is not PoolConnectionState.CONNECTING
@@ -509,8 +511,7 @@ class PoolState:
             if idle.expires_at is not None and idle.expires_at <= now:
                 self._close(idle.id, actions)
                 continue
-            self._idle_lru.pop(idle.id, None)
-            self._assign(request, idle, actions)
+            self._assign(request, idle, actions)  # (off the LRU there)
             return True
         # 3. A new connection, making room by closing the oldest idle one.
         if not self._has_room():
@@ -580,7 +581,8 @@ class PoolState:
                 self._close(next(iter(self._idle_lru)), actions)
         # Waiting requests are served in arrival order, whatever their key:
         # the oldest takes this connection (same key) or its room (another key).
-        self._fill_capacity(now, actions)
+        if self._waiting:
+            self._fill_capacity(now, actions)
 
     def _serve_waiting(
         self, keyed: _Key, connection: _Connection, actions: list[PoolAction]
