@@ -155,7 +155,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
         return Response._from_wire(
             head.status,
             head.headers,
-            HTTP11ConnectionByteStream(self, request, traced),
+            HTTP11ConnectionByteStream(self, request),
             {
                 "http_version": head.http_version,
                 "reason_phrase": head.reason_phrase,
@@ -314,19 +314,16 @@ class HTTP11ConnectionByteStream(ResponseBody):
 
     _logger = logger
 
-    def __init__(
-        self, connection: AsyncHTTP11Connection, request: Request, traced: bool
-    ) -> None:
+    def __init__(self, connection: AsyncHTTP11Connection, request: Request) -> None:
         self._connection = connection
         self._request = request
-        self._traced = traced  # as the request's exchange found it
         self._closed = False
         self._iterated = False
 
     async def _read_all(self) -> bytes:
         """The whole body, as ``_next_chunk`` gives it, but taking the events
         already queued (usually all of them) without a coroutine each."""
-        if self._traced:
+        if tracing(self._request, logger):
             return await super()._read_all()
         self._start()
         connection = self._connection
@@ -369,8 +366,8 @@ class HTTP11ConnectionByteStream(ResponseBody):
         # consumer leaving), the connection cannot carry another request.
         if not self._closed:
             self._closed = True
-            self._connection._discard()
             try:
+                self._connection._discard()
                 async with Trace("response_closed", logger, self._request):
                     pass
             finally:
@@ -380,9 +377,9 @@ class HTTP11ConnectionByteStream(ResponseBody):
         """Release the connection; safe to call more than once."""
         if not self._closed:
             self._closed = True
-            self._connection._response_closed()
             try:
-                if self._traced:
+                self._connection._response_closed()
+                if tracing(self._request, logger):
                     async with Trace("response_closed", logger, self._request):
                         pass
             finally:

@@ -719,9 +719,9 @@ class HTTP2ConnectionByteStream(ResponseBody):
         """Release the stream (RST_STREAM CANCEL if the body did not end)."""
         if not self._closed:
             self._closed = True
-            self._connection._release_stream(self._stream_id)
             kwargs = {"stream_id": self._stream_id}
             try:
+                self._connection._release_stream(self._stream_id)
                 async with Trace("response_closed", logger, self._request, kwargs):
                     pass
             finally:

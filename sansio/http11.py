@@ -827,7 +827,7 @@ class _FastHead:
                 field = _parse_field_line(line)
                 if field is None:
                     return None
-                if len(line) <= _REMEMBER_LINE_MAX:
+                if len(line) <= _REMEMBER_LINE_MAX and not _is_secret(field[0][0]):
                     _remember(_FIELD_LINES, line, field)
             pair, kind = field
             if kind:
@@ -880,6 +880,17 @@ _REQUEST_FIELDS: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
 _FIELD_LINES: dict[bytes, tuple[tuple[bytes, bytes], int]] = {}
 _REMEMBER_MAX = 512
 _REMEMBER_LINE_MAX = 256
+
+
+# Credentials are never remembered: they are not kept beyond their own
+# request and response (the names h2 never indexes, and Set-Cookie).
+_SECRET_NAMES = frozenset(
+    {b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"}
+)
+
+
+def _is_secret(name: bytes) -> bool:
+    return name.lower() in _SECRET_NAMES
 
 
 def _remember(cache: dict[Any, Any], key: Any, parsed: Any) -> None:
@@ -962,7 +973,11 @@ class _FastCycle:
                 if _TOKEN.fullmatch(name) is None or _VALUE.fullmatch(value) is None:
                     return None
                 known = (b"%s: %s\r\n" % (name, value), name.lower())
-                if hashable and len(name) + len(value) <= _REMEMBER_LINE_MAX:
+                if (
+                    hashable
+                    and len(name) + len(value) <= _REMEMBER_LINE_MAX
+                    and known[1] not in _SECRET_NAMES
+                ):
                     _remember(_REQUEST_FIELDS, field, known)
             line, lower = known
             value = field[1]

@@ -212,7 +212,8 @@ class URL:
                 _check_port(parsed[2])
                 if len(_ACCEPTED) >= _ACCEPTED_MAX:
                     _ACCEPTED.clear()
-                _ACCEPTED[url] = parsed
+                if b"@" not in raw:  # never a URL that may hold credentials
+                    _ACCEPTED[url] = parsed
             self.scheme, self.host, self.port, self.target = parsed
             return
         if url:

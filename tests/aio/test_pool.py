@@ -600,3 +600,27 @@ async def test_failing_response_closed_trace_still_releases_the_request(
         response = await pool.request("GET", url)
         assert response.content == b"Hello, world!"
         assert len(pool.connections) == 1
+
+
+async def test_place_is_given_back_when_closing_the_stream_fails() -> None:
+    """A stream whose abort() raises (a custom backend's) still gives the
+    request's place back: the next request does not wait for it."""
+
+    class Stream(aio.AsyncMockStream):
+        def abort(self) -> None:
+            raise OSError("abort failed")
+
+    class Backend(aio.AsyncMockBackend):
+        async def connect_tcp(self, *args: Any, **kwargs: Any) -> aio.AsyncMockStream:
+            return Stream([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"])
+
+    async with aio.AsyncConnectionPool(
+        network_backend=Backend([]), max_connections=1
+    ) as pool:
+        for _ in range(2):  # the second finds the place free, then fails alike
+            with pytest.raises(OSError, match="abort failed"):
+                await pool.request(
+                    "GET", "http://example.com/", extensions={"timeout": {"pool": 1}}
+                )
+            assert pool.stats()["requests_active"] == 0
+            assert pool.stats()["connections_active"] == 0

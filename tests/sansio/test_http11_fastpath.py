@@ -323,3 +323,30 @@ def test_unhashable_request_fields_are_sent_as_h11_sends_them(
         sent.append(state.data_to_send())
     assert sent[0] == sent[1]
     assert sent[0].endswith(b"\r\nX-%s: a\r\n\r\n" % field[0][2:])
+
+
+def test_credentials_are_never_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Authorization, Proxy-Authorization, Cookie and Set-Cookie stay with their
+    own request and response: sent and parsed as h11 does, never kept."""
+    monkeypatch.setattr(http11, "_FIELD_LINES", {})
+    monkeypatch.setattr(http11, "_REQUEST_FIELDS", {})
+    secrets = [
+        (b"Authorization", b"Bearer SECRET-1"),
+        (b"proxy-authorization", b"Basic SECRET-2"),
+        (b"Cookie", b"session=SECRET-3"),
+    ]
+    exchange = {
+        "method": b"GET",
+        "headers": [HOST, (b"Accept", b"*/*"), *secrets],
+        "body": [],
+        "response": b"HTTP/1.1 200 OK\r\nSet-Cookie: id=SECRET-4\r\n"
+        b"SET-COOKIE: other=SECRET-5\r\nServer: x\r\nContent-Length: 0\r\n\r\n",
+        "cuts": [],
+        "eof": False,
+        "early": False,
+    }
+    assert run(fast=True, **exchange) == run(fast=False, **exchange)  # type: ignore[arg-type]
+    remembered = repr((http11._FIELD_LINES, http11._REQUEST_FIELDS))
+    assert b"Server: x" in http11._FIELD_LINES  # others are remembered
+    assert (b"Accept", b"*/*") in http11._REQUEST_FIELDS
+    assert "SECRET" not in remembered

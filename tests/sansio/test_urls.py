@@ -551,3 +551,15 @@ def test_host_values_are_remembered_boundedly_and_follow_the_url(
         assert value == b"h%d.example" % number
         assert 0 < len(urls._HOST_VALUES) <= urls._ACCEPTED_MAX
     assert len(urls._HOST_VALUES) < urls._ACCEPTED_MAX  # it started over
+
+
+def test_urls_with_credentials_are_not_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A URL with userinfo is parsed every time, never kept."""
+    monkeypatch.setattr(urls, "_ACCEPTED", {})
+    for _ in range(2):
+        url = URL("http://user:SECRET@example.com/")
+        assert (url.host, url.target) == (b"example.com", b"/")
+    URL("http://example.com/")
+    assert list(urls._ACCEPTED) == ["http://example.com/"]
