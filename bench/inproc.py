@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import ssl
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import aio
-from aio.backends import SOCKET_OPTION
 
 __all__ = ["RESPONSE", "answer_at_once", "main"]
 
@@ -41,10 +38,11 @@ RESPONSE = (
 URL = "http://127.0.0.1:8080/small.txt"
 
 
-class _AnsweringStream(aio.AsyncNetworkStream):
+class _AnsweringStream(aio.AsyncMockStream):
     """Each write is a whole request; the next read returns RESPONSE."""
 
     def __init__(self) -> None:
+        super().__init__([])
         self._asked = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -56,36 +54,15 @@ class _AnsweringStream(aio.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._asked = True
 
-    async def aclose(self) -> None:
-        pass
 
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> aio.AsyncNetworkStream:
-        raise NotImplementedError
-
-    def get_extra_info(self, info: str) -> Any:
-        return None
-
-
-class _AnsweringBackend(aio.AsyncNetworkBackend):
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> aio.AsyncNetworkStream:
+class _AnsweringBackend(aio.AsyncMockBackend):
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> aio.AsyncNetworkStream:
         return _AnsweringStream()
 
 
 def answer_at_once() -> aio.AsyncNetworkBackend:
     """A backend whose streams answer every request with RESPONSE."""
-    return _AnsweringBackend()
+    return _AnsweringBackend([])
 
 
 async def _measure(requests: int, rounds: int) -> float:
