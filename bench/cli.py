@@ -204,10 +204,11 @@ def _plan_rss(
 
 
 def _plan_pool(args: argparse.Namespace, base: Job, idle: int) -> list[Planned]:
+    # One job per client and run measures both sizes, one after the other.
     jobs = []
-    rows = [(c, str(size)) for c in POOL_CLIENTS for size in (SMALL_POOL, idle)]
+    rows = [(c, f"{SMALL_POOL},{idle}") for c in POOL_CLIENTS]  # key: the sizes
     runs = args.runs if args.quick else max(args.runs, POOL_MIN_RUNS)
-    for run, loop, client, size in _extra_cells(args, rows, runs):
+    for run, loop, client, key in _extra_cells(args, rows, runs):
         requests = POOL_REQUESTS // (10 if client in SLOW_POOLS else 1)
         if args.quick:
             requests //= 4
@@ -215,11 +216,11 @@ def _plan_pool(args: argparse.Namespace, base: Job, idle: int) -> list[Planned]:
             base,
             client=client,
             loop=loop,
-            connections=int(size),
+            connections=SMALL_POOL,
             max_connections=idle,
             requests=requests,
         )
-        jobs.append(Planned(job, size, run))
+        jobs.append(Planned(job, key, run))
     return jobs
 
 
@@ -291,9 +292,10 @@ def describe(planned: Planned, record: Record) -> str:
             f"{result['kib_per_connection']:.1f} KiB per connection "
             f"({result['connections']} connections)"
         )
-    return (
-        f"{result['sequential_cpu'] * 1e6:.1f} µs/req sequential, "
-        f"{result['concurrent_cpu'] * 1e6:.1f} µs/req with 10 tasks"
+    return "; ".join(
+        f"{int(size):,} idle: {sizes['sequential_cpu'] * 1e6:.1f} µs/req "
+        f"sequential, {sizes['concurrent_cpu'] * 1e6:.1f} with 10 tasks"
+        for size, sizes in result.items()
     )
 
 
@@ -304,7 +306,9 @@ def _label(planned: Planned) -> str:
     elif job.kind == "rss":
         what = f"RSS {job.client} {PROTOCOL_LABELS[planned.key]}"
     else:
-        what = f"pool {job.client} {planned.key} idle"
+        what = (
+            f"pool {job.client} {job.connections:,} then {job.max_connections:,} idle"
+        )
     return f"{what} [{job.loop}] run {planned.run}"
 
 

@@ -15,11 +15,12 @@ Staggering both ways keeps the number of requests a pool juggles at once small
   including what the allocator keeps from opening them. HTTP/2 uses the nginx
   listener that allows one stream per connection, so that an HTTP/2 pool also
   has to open one connection per held request.
-- ``measure_pool_cost``: with ``idle`` connections held open, the CPU time per
-  request of sequential GETs and of GETs from ``POOL_COST_CONCURRENCY`` tasks
-  (fewer than the smallest pool, so no connection is opened while timing). A
-  pool whose per-request work does not grow with its size costs the same with
-  10 and with 1,000 idle connections.
+- ``measure_pool_cost``: with 10, then (in the same process) 1,000 idle
+  connections held open, the CPU time per request of sequential GETs and of
+  GETs from ``POOL_COST_CONCURRENCY`` tasks (fewer than the smallest pool, so
+  no connection is opened while timing). A pool whose per-request work does
+  not grow with its size costs the same with 10 and with 1,000 idle
+  connections.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import asyncio
 import gc
 import os
 import time
+from collections.abc import Sequence
 
 from bench.base import BenchClient, BenchError
 from bench.scenarios import get_many
@@ -64,7 +66,9 @@ class _Hold:
 
 
 async def open_idle_connections(client: BenchClient, count: int) -> int:
-    """Make ``client`` hold ``count`` more busy-then-idle connections.
+    """Hold ``count`` responses open at once, then release them all: the pool
+    reuses its idle connections first and opens the rest, so it ends up
+    holding ``count`` busy-then-idle connections (or more, if it had more).
 
     Returns:
         The connections the client holds afterwards (``count`` if it cannot tell).
@@ -125,31 +129,45 @@ async def measure_rss(client: BenchClient, count: int) -> dict[str, float | int]
 
 
 async def measure_pool_cost(
-    client: BenchClient, idle: int, requests: int
-) -> dict[str, float | int]:
-    """CPU per request with ``idle`` connections in the pool.
+    client: BenchClient, sizes: Sequence[int], requests: int
+) -> dict[str, dict[str, float | int]]:
+    """CPU per request with each of ``sizes`` (ascending) idle connections,
+    measured one after the other in this one process: the ratio between two
+    sizes is then not moved by the machine's slower and faster phases.
 
     Returns:
-        ``connections`` held, ``sequential_cpu`` and ``concurrent_cpu`` (seconds
-        per request), ``sequential_wall`` and ``concurrent_wall`` (seconds in all).
+        Per size (as a string): ``connections`` held, ``sequential_cpu`` and
+        ``concurrent_cpu`` (seconds per request), ``sequential_wall`` and
+        ``concurrent_wall`` (seconds in all).
 
     Raises:
-        BenchError: the pool did not keep exactly its ``idle`` connections.
+        BenchError: the pool did not keep exactly the connections asked for.
     """
     await client.start()
-    connections = await open_idle_connections(client, idle)
-    if connections != idle:
-        raise BenchError(f"{connections} connections open, expected {idle}")
-    await get_many(client, 2 * POOL_COST_CONCURRENCY, POOL_COST_CONCURRENCY)
-    result: dict[str, float | int] = {"connections": connections}
-    for mode, concurrency in (("sequential", 1), ("concurrent", POOL_COST_CONCURRENCY)):
-        gc.collect()
-        wall, cpu = time.perf_counter(), time.process_time()
-        await get_many(client, requests, concurrency)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        result[f"{mode}_cpu"] = cpu / requests
-        result[f"{mode}_wall"] = wall
-    held = client.open_connections()
-    if held is not None and held != connections:
-        raise BenchError(f"the pool went from {connections} to {held} connections")
-    return result
+    results: dict[str, dict[str, float | int]] = {}
+    for size in sizes:
+        # Holding ``size`` responses at once reuses the idle connections and
+        # opens the rest: the pool then holds ``size``.
+        connections = await open_idle_connections(client, size)
+        if connections != size:
+            raise BenchError(f"{connections} connections open, expected {size}")
+        # An untimed round of each mode first, at every size alike: the first
+        # size measured would otherwise also pay for warming the process up.
+        for concurrency in (1, POOL_COST_CONCURRENCY):
+            await get_many(client, requests, concurrency)
+        result: dict[str, float | int] = {"connections": connections}
+        for mode, concurrency in (
+            ("sequential", 1),
+            ("concurrent", POOL_COST_CONCURRENCY),
+        ):
+            gc.collect()
+            wall, cpu = time.perf_counter(), time.process_time()
+            await get_many(client, requests, concurrency)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            result[f"{mode}_cpu"] = cpu / requests
+            result[f"{mode}_wall"] = wall
+        held = client.open_connections()
+        if held is not None and held != connections:
+            raise BenchError(f"the pool went from {connections} to {held} connections")
+        results[str(size)] = result
+    return results

@@ -7,6 +7,9 @@ is wireline's own per-request work (request building, the pool, the HTTP/1.1
 driver and sans-IO core, the response), on one connection. Steadier than
 ``make bench`` (to within about half a microsecond), so fit for checking a
 change to the request path; the best of several rounds is printed.
+``--idle 10,1000`` measures with that many idle connections in the pool: the
+pool's own work per request, without the kernel's and the allocator's share
+of holding 1,000 sockets.
 """
 
 from __future__ import annotations
@@ -65,9 +68,26 @@ def answer_at_once() -> aio.AsyncNetworkBackend:
     return _AnsweringBackend([])
 
 
-async def _measure(requests: int, rounds: int) -> float:
-    """The best of ``rounds`` rounds: CPU seconds per request."""
-    async with aio.AsyncConnectionPool(network_backend=answer_at_once()) as pool:
+async def _hold_idle(pool: aio.AsyncConnectionPool, count: int) -> None:
+    """Make ``pool`` hold ``count`` idle connections (``count`` responses held
+    open at once, then read and closed)."""
+    contexts = [pool.stream("GET", URL) for _ in range(count)]
+    responses = [await context.__aenter__() for context in contexts]
+    for context, response in zip(contexts, responses, strict=True):
+        await response.aread()
+        await context.__aexit__(None, None, None)
+    if len(pool.connections) != count:
+        raise RuntimeError(f"{len(pool.connections)} connections, not {count}")
+
+
+async def _measure(requests: int, rounds: int, idle: int) -> float:
+    """The best of ``rounds`` rounds: CPU seconds per request, with ``idle``
+    connections in the pool."""
+    pool = aio.AsyncConnectionPool(
+        network_backend=answer_at_once(), max_connections=max(idle, 1)
+    )
+    async with pool:
+        await _hold_idle(pool, idle)
         for _ in range(1_000):  # warm up: the connection, and every memo
             await pool.request("GET", URL)
         gc.collect()
@@ -87,13 +107,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.inproc")
     parser.add_argument("--requests", type=int, default=10_000, help="per round")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--idle",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1],
+        help="idle connections in the pool, e.g. 10,1000 (one line each)",
+    )
     args = parser.parse_args(argv)
     import uvloop
 
     for name, factory in (("asyncio", None), ("uvloop", uvloop.new_event_loop)):
-        with asyncio.Runner(loop_factory=factory) as runner:
-            cost = runner.run(_measure(args.requests, args.rounds))
-        print(f"{name:8} {cost * 1e6:6.2f} µs per request (best of {args.rounds})")
+        for idle in args.idle:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                cost = runner.run(_measure(args.requests, args.rounds, idle))
+            print(
+                f"{name:8} {cost * 1e6:6.2f} µs per request with {idle:,} idle "
+                f"connection(s) (best of {args.rounds})"
+            )
 
 
 if __name__ == "__main__":

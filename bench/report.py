@@ -92,22 +92,30 @@ def summarize(records: Sequence[Record]) -> dict[str, Any]:
         )
         summary["rss"].setdefault(key, {}).setdefault(loop, {})[client] = cell
     for (key, loop, client), group in _group(records, "pool").items():
+        # Each run measured every size (the key lists them) in one process: a
+        # size's cell has the medians over runs, and a ratio is the median of
+        # the runs' own ratios.
         ok = [r["result"] for r in group if "result" in r]
-        cell = _cell(
-            group,
-            {
-                "sequential_us": [r["sequential_cpu"] * 1e6 for r in ok],
-                "concurrent_us": [r["concurrent_cpu"] * 1e6 for r in ok],
-            },
-        )
-        summary["pool"].setdefault(loop, {}).setdefault(client, {})[key] = cell
-    for clients in summary["pool"].values():
-        for sizes in clients.values():
-            counts = sorted(int(size) for size in sizes)
-            small, large = sizes[str(counts[0])], sizes[str(counts[-1])]
-            for mode in ("sequential_us", "concurrent_us"):
-                if len(counts) > 1 and mode in small and mode in large:
-                    sizes[f"ratio_{mode[:-3]}"] = large[mode] / small[mode]
+        names = sorted(key.split(","), key=int)
+        sizes: dict[str, Any] = {}
+        summary["pool"].setdefault(loop, {})[client] = sizes
+        for size in names:
+            sizes[size] = _cell(
+                group,
+                {
+                    "sequential_us": [r[size]["sequential_cpu"] * 1e6 for r in ok],
+                    "concurrent_us": [r[size]["concurrent_cpu"] * 1e6 for r in ok],
+                },
+            )
+        for mode in ("sequential", "concurrent") if len(names) > 1 else ():
+            small, large = names[0], names[-1]
+            ratios = [
+                r[large][f"{mode}_cpu"] / r[small][f"{mode}_cpu"]
+                for r in ok
+                if small in r and large in r
+            ]
+            if ratios:
+                sizes[f"ratio_{mode}"] = statistics.median(ratios)
     return summary
 
 

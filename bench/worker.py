@@ -45,8 +45,10 @@ class Job:
         scenario: the scenario key (``scenario`` jobs).
         quick: fewer requests (``scenario`` jobs).
         http2: HTTP/2 (``rss`` jobs; scenarios know their protocol).
-        connections: idle connections to open (``rss`` and ``pool`` jobs).
-        max_connections: the pool's size for ``pool`` jobs (default: ``connections``).
+        connections: idle connections to open (``rss`` jobs; ``pool`` jobs:
+            the smaller of the two sizes measured).
+        max_connections: the pool's size for ``pool`` jobs, and the larger
+            size measured (default: ``connections``).
         requests: timed requests per mode (``pool`` jobs).
     """
 
@@ -120,7 +122,8 @@ async def _run(job: Job) -> dict[str, Any]:
             if job.kind == "rss":
                 return await measure_rss(client, job.connections)
             if job.kind == "pool":
-                return await measure_pool_cost(client, job.connections, job.requests)
+                sizes = (job.connections, job.max_connections)
+                return await measure_pool_cost(client, sizes, job.requests)
             raise ValueError(f"unknown job kind {job.kind!r}")
     finally:
         async with asyncio.timeout(10):
