@@ -49,6 +49,8 @@ import hpack.hpack
 from hpack.exceptions import HPACKDecodingError, OversizedHeaderListError
 from hpack.struct import HeaderTuple, NeverIndexedHeaderTuple
 
+from ._memo import remember
+
 __all__ = [
     "CountingH2Connection",
     "FastHPACKDecoder",
@@ -290,7 +292,7 @@ class FastHPACKEncoder(SizeUpdatingEncoder):
     all of the input. An encoding that changed the table, or one that
     carries a size update (pending whenever the size changed: see
     SizeUpdatingEncoder), forgets every kept block. At most ``MAX_BLOCKS``
-    are kept.
+    are kept, and never a block with credentials in it (never-indexed fields).
     """
 
     MAX_BLOCKS = 64
@@ -302,7 +304,8 @@ class FastHPACKEncoder(SizeUpdatingEncoder):
             return bytes(super().encode(headers, huffman))
         table = self.header_table
         blocks = self.blocks
-        key = (huffman, tuple(headers), tuple([type(field) for field in headers]))
+        kinds = tuple([type(field) for field in headers])
+        key = (huffman, tuple(headers), kinds)
         if table.resized:
             # This block starts with the size update: not one to repeat.
             blocks.clear()
@@ -313,12 +316,10 @@ class FastHPACKEncoder(SizeUpdatingEncoder):
         front = entries[0] if entries else None  # held: its id cannot be reused
         count = len(entries)
         block = bytes(super().encode(headers, huffman))
-        if count == len(entries) and (entries[0] if entries else None) is front:
-            if len(blocks) >= self.MAX_BLOCKS:
-                blocks.clear()
-            blocks[key] = block
-        else:
+        if count != len(entries) or (entries[0] if entries else None) is not front:
             blocks.clear()
+        elif NeverIndexedHeaderTuple not in kinds:  # credentials are never kept
+            remember(blocks, key, block, self.MAX_BLOCKS)
         return block
 
 

@@ -39,6 +39,7 @@ from typing import Any, cast
 
 import h11
 
+from ._memo import remember
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
     DataReceived,
@@ -818,7 +819,7 @@ class _FastHead:
             minor, code, reason = match.groups()
             status = (b"HTTP/1." + minor, int(code), reason or b"")
             if len(lines[0]) <= _REMEMBER_LINE_MAX:
-                _remember(_STATUS_LINES, lines[0], status)
+                remember(_STATUS_LINES, lines[0], status, _REMEMBER_MAX)
         head = cls(*status)
         headers = head.headers
         for line in lines[1:]:
@@ -828,7 +829,7 @@ class _FastHead:
                 if field is None:
                     return None
                 if len(line) <= _REMEMBER_LINE_MAX and not _is_secret(field[0][0]):
-                    _remember(_FIELD_LINES, line, field)
+                    remember(_FIELD_LINES, line, field, _REMEMBER_MAX)
             pair, kind = field
             if kind:
                 if kind == _CONTENT_LENGTH:
@@ -891,12 +892,6 @@ _SECRET_NAMES = frozenset(
 
 def _is_secret(name: bytes) -> bool:
     return name.lower() in _SECRET_NAMES
-
-
-def _remember(cache: dict[Any, Any], key: Any, parsed: Any) -> None:
-    if len(cache) >= _REMEMBER_MAX:
-        cache.clear()
-    cache[key] = parsed
 
 
 class _FastCycle:
@@ -978,7 +973,7 @@ class _FastCycle:
                     and len(name) + len(value) <= _REMEMBER_LINE_MAX
                     and known[1] not in _SECRET_NAMES
                 ):
-                    _remember(_REQUEST_FIELDS, field, known)
+                    remember(_REQUEST_FIELDS, field, known, _REMEMBER_MAX)
             line, lower = known
             value = field[1]
             if lower == b"host":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import idna
 
+from ._memo import remember
 from .errors import LocalProtocolError
 
 __all__ = [
@@ -210,10 +211,8 @@ class URL:
                 parsed = _parse_simple(raw) or _parse(raw)
                 _validate_host(parsed[1])
                 _check_port(parsed[2])
-                if len(_ACCEPTED) >= _ACCEPTED_MAX:
-                    _ACCEPTED.clear()
                 if b"@" not in raw:  # never a URL that may hold credentials
-                    _ACCEPTED[url] = parsed
+                    remember(_ACCEPTED, url, parsed, _ACCEPTED_MAX)
             self.scheme, self.host, self.port, self.target = parsed
             return
         if url:
@@ -232,10 +231,18 @@ class URL:
         _check_port(self.port)
 
     @property
+    def origin_port(self) -> int:
+        """The port, or the scheme's default when the URL names none.
+
+        Raises:
+            KeyError: No port, and a scheme without a default.
+        """
+        return self.port if self.port is not None else DEFAULT_PORTS[self.scheme]
+
+    @property
     def origin(self) -> Origin:
         """The origin, with the scheme's default port filled in."""
-        port = self.port if self.port is not None else DEFAULT_PORTS[self.scheme]
-        return Origin(scheme=self.scheme, host=self.host, port=port)
+        return Origin(scheme=self.scheme, host=self.host, port=self.origin_port)
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -276,9 +283,7 @@ def host_header_value(url: URL) -> bytes:
             value = host
         else:
             value = b"%b:%d" % (host, url.port)
-        if len(_HOST_VALUES) >= _ACCEPTED_MAX:
-            _HOST_VALUES.clear()
-        _HOST_VALUES[key] = value
+        remember(_HOST_VALUES, key, value, _ACCEPTED_MAX)
     return value
 
 

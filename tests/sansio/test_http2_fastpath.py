@@ -562,6 +562,18 @@ def test_hpack_encoder_memo_is_bounded() -> None:
     assert 0 < len(fast.blocks) <= FastHPACKEncoder.MAX_BLOCKS
 
 
+def test_hpack_encoder_never_keeps_blocks_with_credentials() -> None:
+    """A block with a never-indexed field is encoded each time, like hpack's,
+    and not kept; the same list without credentials is."""
+    fast, stock = fast_encoder(), hpack.Encoder()
+    secret = [(b":method", b"GET"), NeverIndexedHeaderTuple(b"authorization", b"k")]
+    for _ in range(2):
+        assert fast.encode(list(secret)) == stock.encode(list(secret))
+    assert fast.blocks == {}
+    fast.encode([(b":method", b"GET")])
+    assert len(fast.blocks) == 1
+
+
 # -- found in review ------------------------------------------------------------------
 
 
