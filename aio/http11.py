@@ -24,7 +24,13 @@ from sansio.http11 import HTTP11ConnectionState, HTTP11State
 from sansio.urls import Origin
 
 from .exceptions import ConnectionNotAvailable, ReadError, WriteError
-from .interfaces import HTTPConnectionState, ProtocolConnection, ResponseBody
+from .interfaces import (
+    PENDING,
+    HTTPConnectionState,
+    Pending,
+    ProtocolConnection,
+    ResponseBody,
+)
 from .models import ByteStream, Request, Response, timeout_for
 from .streams import (
     READ_NUM_BYTES,
@@ -113,22 +119,9 @@ class AsyncHTTP11Connection(ProtocolConnection):
                 head, switched = await self._exchange_traced(request)
             else:
                 try:
-                    if (
-                        type(stream) is ByteStream
-                        and len(stream.content) <= COALESCE_MAX_BODY
-                    ):
-                        # The usual request: head and body in one write.
-                        h11 = self._h11
-                        h11.send_request(
-                            request.method, request.url.target, request.headers
-                        )
-                        if stream.content:
-                            h11.send_body(stream.content)
-                        h11.end_request()
+                    if self._queue_head(request, traced=False):
                         await self._flush(request)
-                    else:
-                        await self._send_request_headers(request, traced=False)
-                        await self._send_request_body(request)
+                    await self._send_request_body(request)
                 except WriteError:
                     pass  # as in _exchange_traced
                 head, switched = await self._receive_response_headers(request)
@@ -170,7 +163,8 @@ class AsyncHTTP11Connection(ProtocolConnection):
         kwargs = {"request": request}
         try:
             async with Trace("send_request_headers", logger, request, kwargs):
-                await self._send_request_headers(request, traced=True)
+                self._queue_head(request, traced=True)
+                await self._flush(request)
             async with Trace("send_request_body", logger, request, kwargs):
                 await self._send_request_body(request)
         except WriteError:
@@ -189,17 +183,19 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     # -- sending -------------------------------------------------------------
 
-    async def _send_request_headers(self, request: Request, *, traced: bool) -> None:
+    def _queue_head(self, request: Request, *, traced: bool) -> bool:
+        """Queue the request head; return whether to write it before the body.
+
+        A small bytes body goes out with its head in one write; a traced
+        request keeps the steps apart, as their events say.
+        """
         self._h11.send_request(request.method, request.url.target, request.headers)
         stream = request.stream
-        if (
+        return (
             type(stream) is not ByteStream
             or len(stream.content) > COALESCE_MAX_BODY
             or traced
-        ):
-            await self._flush(request)
-        # Else the head waits for its small body: one write for the whole
-        # request (a traced request keeps the steps apart, as their events say).
+        )
 
     async def _send_request_body(self, request: Request) -> None:
         h11 = self._h11
@@ -225,6 +221,12 @@ class AsyncHTTP11Connection(ProtocolConnection):
     # -- receiving -----------------------------------------------------------
 
     async def _next_event(self, request: Request) -> Event:
+        if not self._events:
+            await self._read_events(request)
+        return self._events.popleft()
+
+    async def _read_events(self, request: Request) -> None:
+        """Read until the protocol core has events for us."""
         events = self._events
         h11 = self._h11
         while not events:
@@ -244,7 +246,6 @@ class AsyncHTTP11Connection(ProtocolConnection):
                 events.extend(h11.receive_data(data))
             else:
                 events.extend(h11.receive_eof())
-        return events.popleft()
 
     async def _receive_response_headers(
         self, request: Request
@@ -320,46 +321,26 @@ class HTTP11ConnectionByteStream(ResponseBody):
         self._closed = False
         self._iterated = False
 
-    async def _read_all(self) -> bytes:
-        """The whole body, as ``_next_chunk`` gives it, but taking the events
-        already queued (usually all of them) without a coroutine each."""
-        if tracing(self._request, logger):
-            return await super()._read_all()
-        self._start()
+    def _ready_chunk(self) -> bytes | Pending | None:
+        """The next piece as far as the queued events tell (usually all of a
+        small response's): bytes, None at the end, or PENDING."""
         connection = self._connection
         events = connection._events
-        chunks = []
-        try:
-            while True:
-                if events:
-                    event = events.popleft()
-                elif connection._h11.state is HTTP11ConnectionState.SWITCHED:
-                    break  # as in _next_chunk
-                else:
-                    event = await connection._next_event(self._request)
-                if type(event) is DataReceived:
-                    chunks.append(event.data)
-                elif type(event) is ResponseComplete:
-                    break
-        except BaseException:
-            await self._failed()
-            raise
-        return b"".join(chunks)
-
-    async def _next_chunk(self) -> bytes | None:
-        """The next piece of the body, or None at its end."""
-        connection = self._connection
-        if (
-            connection._h11.state is HTTP11ConnectionState.SWITCHED
-            and not connection._events
-        ):
-            return None  # the bytes after a 101 / CONNECT belong to network_stream
-        while True:
-            event = await connection._next_event(self._request)
+        while events:
+            event = events.popleft()
             if type(event) is DataReceived:
                 return event.data
             if type(event) is ResponseComplete:
                 return None
+        if connection._h11.state is HTTP11ConnectionState.SWITCHED:
+            return None  # the bytes after a 101 / CONNECT belong to network_stream
+        return PENDING
+
+    async def _next_chunk(self) -> bytes | None:
+        """The next piece of the body, or None at its end."""
+        while (chunk := self._ready_chunk()) is PENDING:
+            await self._connection._read_events(self._request)
+        return chunk
 
     async def _failed(self) -> None:
         # Whatever broke the body (I/O, protocol, cancellation, or the
@@ -379,8 +360,7 @@ class HTTP11ConnectionByteStream(ResponseBody):
             self._closed = True
             try:
                 self._connection._response_closed()
-                if tracing(self._request, logger):
-                    async with Trace("response_closed", logger, self._request):
-                        pass
+                async with Trace("response_closed", logger, self._request):
+                    pass
             finally:
                 self._released()

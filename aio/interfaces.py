@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Self
 
 from sansio.headers import HeaderInput, Headers, normalize_headers
-from sansio.urls import DEFAULT_PORTS, URL, Origin, enforce_bytes, host_header_value
+from sansio.urls import URL, Origin, enforce_bytes, host_header_value
 
 from .models import Content, Extensions, Request, Response, enforce_url
-from .trace import Trace, tracing
+from .trace import Trace
 
 __all__ = [
     "AsyncConnectionInterface",
@@ -38,11 +38,6 @@ def include_request_headers(headers: Headers, *, url: URL, content: Content) -> 
     ``Content-Length`` for bytes, ``Transfer-Encoding: chunked`` for an
     iterator, unless the caller set either (httpcore's rule).
     """
-    if not headers:  # the usual request() call: nothing to look through
-        headers = [(b"Host", host_header_value(url))]
-        if content is not None:
-            headers.append(_framing(content))
-        return headers
     names = {name.lower() for name, _ in headers}
     if b"host" not in names:
         headers = [(b"Host", host_header_value(url)), *headers]
@@ -181,11 +176,8 @@ class ProtocolConnection(AsyncConnectionInterface):
     def _serves(self, url: URL) -> bool:
         """``can_handle_request(url.origin)`` without making the Origin."""
         origin = self._origin
-        port = url.port
-        if port is None:
-            port = DEFAULT_PORTS.get(url.scheme)
         return (
-            port == origin.port
+            url.origin_port == origin.port
             and url.host == origin.host
             and url.scheme == origin.scheme
         )
@@ -220,13 +212,23 @@ class ProtocolConnection(AsyncConnectionInterface):
         await self.aclose()
 
 
+class Pending(enum.Enum):
+    """What :meth:`ResponseBody._ready_chunk` says when it must read first."""
+
+    PENDING = enum.auto()
+
+
+PENDING = Pending.PENDING
+
+
 class ResponseBody:
     """A connection's response body: iterated once, or read whole by
     ``_read_all`` (Response.aread's common case, without an async generator).
 
     Subclasses set ``_logger`` (its ``receive_response_body`` trace step) and
-    ``_request``, and give the next chunk (``_next_chunk``, None at the end)
-    and what a failure or cancellation while reading does (``_failed``).
+    ``_request``, and give the next chunk (``_next_chunk``, None at the end;
+    ``_ready_chunk`` too, when it can tell without reading) and what a failure
+    or cancellation while reading does (``_failed``).
     Whichever way the body is closed, it calls ``_released()`` last.
     """
 
@@ -246,6 +248,10 @@ class ResponseBody:
 
     def _next_chunk(self) -> Awaitable[bytes | None]:
         raise NotImplementedError
+
+    def _ready_chunk(self) -> bytes | Pending | None:
+        """The next chunk if it is known without reading, else PENDING."""
+        return PENDING
 
     async def _failed(self) -> None:
         raise NotImplementedError
@@ -273,12 +279,14 @@ class ResponseBody:
         self._start()
         chunks = []
         try:
-            if tracing(self._request, self._logger):
-                async with self._trace():
-                    while (chunk := await self._next_chunk()) is not None:
-                        chunks.append(chunk)
-            else:  # the same without the step nobody listens to
-                while (chunk := await self._next_chunk()) is not None:
+            async with self._trace():
+                while True:
+                    # Chunks already known are taken without a coroutine each.
+                    chunk = self._ready_chunk()
+                    if chunk is PENDING:
+                        chunk = await self._next_chunk()
+                    if chunk is None:
+                        break
                     chunks.append(chunk)
         except BaseException:
             await self._failed()

@@ -68,7 +68,7 @@ _SCHEMES = frozenset({b"http", b"https", b"ws", b"wss"})
 
 def enforce_url(value: URL | bytes | str, *, name: str) -> URL:
     """Return ``value`` as a :class:`URL`, with httpcore's TypeError otherwise."""
-    if type(value) is str or isinstance(value, bytes | str):
+    if isinstance(value, (bytes, str)):
         return URL(value)
     if isinstance(value, URL):
         return value

@@ -29,7 +29,7 @@ from sansio.pool import (
     PoolRequestState,
     PoolState,
 )
-from sansio.urls import DEFAULT_PORTS, URL, Origin, validate_sni_hostname
+from sansio.urls import URL, Origin, validate_sni_hostname
 
 from .backends import SOCKET_OPTION, AsyncIOBackend, AsyncNetworkBackend
 from .connection import AsyncHTTPConnection
@@ -193,17 +193,17 @@ class AsyncConnectionPool(AsyncRequestInterface):
         retried = False
         while True:
             try:
+                placed = self._execute(actions, request_id)
                 if traced:
                     connection_id, reused = await self._acquire_traced(
-                        request, request_id, actions, deadline, timeout, arrived
+                        request, request_id, placed, deadline, timeout, arrived
+                    )
+                elif placed is None or self._stale(placed):
+                    # No connection yet, or a dead one: the long way.
+                    connection_id, reused = await self._acquire(
+                        request_id, placed, deadline, timeout
                     )
                 else:
-                    placed = self._execute(actions, request_id)
-                    if placed is None or self._stale(placed):
-                        # No connection yet, or a dead one: the long way.
-                        placed = await self._acquire(
-                            request_id, [], deadline, timeout, placed
-                        )
                     connection_id, reused = placed
             except BaseException:
                 now = time.monotonic()
@@ -298,13 +298,11 @@ class AsyncConnectionPool(AsyncRequestInterface):
 
     def _key(self, request: Request) -> PoolKey:
         url = request.url
-        scheme = url.scheme
-        port = url.port
         sni = request.extensions.get("sni_hostname")
         return (
-            scheme,
+            url.scheme,
             url.host,
-            DEFAULT_PORTS[scheme] if port is None else port,  # the URL's origin
+            url.origin_port,
             None if sni is None else validate_sni_hostname(sni),
         )
 
@@ -318,18 +316,14 @@ class AsyncConnectionPool(AsyncRequestInterface):
     async def _acquire(
         self,
         request_id: int,
-        actions: list[PoolAction],
+        placed: tuple[int, bool] | None,
         deadline: float | None,
         timeout: float | None,
-        placed: tuple[int, bool] | None = None,
     ) -> tuple[int, bool]:
         """The connection this request goes on, and whether it is reused.
 
-        ``placed``: where ``actions`` already put it (without them, on a
-        connection found stale).
+        ``placed``: where the pool's actions put it so far (None: nowhere yet).
         """
-        if placed is None:
-            placed = self._execute(actions, request_id)
         while True:
             if placed is None:
                 placed = await self._wait(request_id, deadline, timeout)
@@ -345,7 +339,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         self,
         request: Request,
         request_id: int,
-        actions: list[PoolAction],
+        placed: tuple[int, bool] | None,
         deadline: float | None,
         timeout: float | None,
         arrived: float,
@@ -354,7 +348,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         kwargs = {"request": request}
         async with Trace("acquire_connection", logger, request, kwargs) as trace:
             connection_id, reused = await self._acquire(
-                request_id, actions, deadline, timeout
+                request_id, placed, deadline, timeout
             )
             trace.return_value = {
                 "connection": self._connections[connection_id],

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import ssl
+from collections.abc import Awaitable
 from typing import Any, cast
 
 from .exceptions import (
@@ -216,20 +217,26 @@ def _expire(
         waiter.set_exception(error(f"{what} timed out after {timeout}s"))
 
 
-async def await_with_timeout(
+def await_with_timeout(
     waiter: asyncio.Future[None],
     timeout: float | None,
     error: type[Exception],
     what: str,
-) -> None:
-    """Await ``waiter``; after ``timeout`` seconds fail it with ``error``.
+) -> Awaitable[None]:
+    """What to await for ``waiter``, failing it with ``error`` after ``timeout``
+    seconds (without a timeout, ``waiter`` itself: no coroutine per wait).
 
     The timer fails our own future rather than cancelling the task, so a timeout
     can never be mistaken for a cancellation that came from outside.
     """
     if timeout is None:
-        await waiter
-        return
+        return waiter
+    return _await_timed(waiter, timeout, error, what)
+
+
+async def _await_timed(
+    waiter: asyncio.Future[None], timeout: float, error: type[Exception], what: str
+) -> None:
     timer = waiter.get_loop().call_later(timeout, _expire, waiter, error, what, timeout)
     try:
         await waiter
@@ -277,10 +284,7 @@ class AsyncIOStream(AsyncNetworkStream):
                 return b""
             waiter = protocol.read_waiter = self._loop.create_future()
             try:
-                if timeout is None:
-                    await waiter
-                else:
-                    await await_with_timeout(waiter, timeout, ReadTimeout, "read")
+                await await_with_timeout(waiter, timeout, ReadTimeout, "read")
             finally:
                 protocol.read_waiter = None
             if not protocol.chunks:
