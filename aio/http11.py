@@ -345,22 +345,8 @@ class HTTP11ConnectionByteStream(ResponseBody):
     async def _failed(self) -> None:
         # Whatever broke the body (I/O, protocol, cancellation, or the
         # consumer leaving), the connection cannot carry another request.
-        if not self._closed:
-            self._closed = True
-            try:
-                self._connection._discard()
-                async with Trace("response_closed", logger, self._request):
-                    pass
-            finally:
-                self._released()
+        await self._close_with(self._connection._discard)
 
     async def aclose(self) -> None:
         """Release the connection; safe to call more than once."""
-        if not self._closed:
-            self._closed = True
-            try:
-                self._connection._response_closed()
-                async with Trace("response_closed", logger, self._request):
-                    pass
-            finally:
-                self._released()
+        await self._close_with(self._connection._response_closed)

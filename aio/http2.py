@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -717,12 +718,7 @@ class HTTP2ConnectionByteStream(ResponseBody):
 
     async def aclose(self) -> None:
         """Release the stream (RST_STREAM CANCEL if the body did not end)."""
-        if not self._closed:
-            self._closed = True
-            kwargs = {"stream_id": self._stream_id}
-            try:
-                self._connection._release_stream(self._stream_id)
-                async with Trace("response_closed", logger, self._request, kwargs):
-                    pass
-            finally:
-                self._released()
+        await self._close_with(
+            functools.partial(self._connection._release_stream, self._stream_id),
+            {"stream_id": self._stream_id},
+        )

@@ -229,7 +229,7 @@ class ResponseBody:
     ``_request``, and give the next chunk (``_next_chunk``, None at the end;
     ``_ready_chunk`` too, when it can tell without reading) and what a failure
     or cancellation while reading does (``_failed``).
-    Whichever way the body is closed, it calls ``_released()`` last.
+    Whichever way the body is closed, it goes through ``_close_with``.
     """
 
     _logger: logging.Logger
@@ -240,11 +240,24 @@ class ResponseBody:
     # pool sets it to give the request's place back.
     _on_close: Callable[[], None] | None = None
 
-    def _released(self) -> None:
-        on_close = self._on_close
-        if on_close is not None:
-            self._on_close = None
-            on_close()
+    async def _close_with(
+        self, settle: Callable[[], None], kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """Close once, however the body ends: ``settle`` the connection, trace
+        ``response_closed`` (with ``kwargs``), and give the place back last."""
+        if not self._closed:
+            self._closed = True
+            try:
+                settle()
+                async with Trace(
+                    "response_closed", self._logger, self._request, kwargs
+                ):
+                    pass
+            finally:
+                on_close = self._on_close
+                if on_close is not None:
+                    self._on_close = None
+                    on_close()
 
     def _next_chunk(self) -> Awaitable[bytes | None]:
         raise NotImplementedError
