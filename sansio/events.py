@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._frozen import quick_init
+
 __all__ = [
     "ConnectionTerminated",
     "DataReceived",
@@ -27,6 +29,7 @@ __all__ = [
 Headers = list[tuple[bytes, bytes]]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InformationalResponse:
     """A 1xx response other than a protocol switch (100 Continue, 103 Early Hints)."""
@@ -37,6 +40,7 @@ class InformationalResponse:
     reason_phrase: bytes = b""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseReceived:
     """The final response head: status line (or ``:status``) and header block."""
@@ -48,6 +52,7 @@ class ResponseReceived:
     headers: Headers
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DataReceived:
     """A piece of the response body, in order."""
@@ -56,6 +61,7 @@ class DataReceived:
     data: bytes
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrailersReceived:
     """Trailer fields after the body (chunked HTTP/1.1 or a final HTTP/2 HEADERS)."""
@@ -64,6 +70,7 @@ class TrailersReceived:
     headers: Headers
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseComplete:
     """The response ended. ``reusable`` says whether another request may follow.
@@ -76,6 +83,7 @@ class ResponseComplete:
     reusable: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProtocolSwitched:
     """After a 101 or a 2xx answer to CONNECT the connection is no longer HTTP.
@@ -88,6 +96,7 @@ class ProtocolSwitched:
     buffered: bytes
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamReset:
     """HTTP/2: the stream was reset (by the peer, or by us after a stream error).
@@ -101,6 +110,7 @@ class StreamReset:
     remote: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionTerminated:
     """HTTP/2 GOAWAY: no new streams on this connection.
@@ -117,6 +127,7 @@ class ConnectionTerminated:
     additional_data: bytes
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SettingsChanged:
     """HTTP/2: the peer's SETTINGS changed (RFC 9113 §6.5).
@@ -130,6 +141,7 @@ class SettingsChanged:
     max_concurrent_streams: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WindowUpdated:
     """HTTP/2: more may be sent on ``stream_id`` (0: the whole connection)."""

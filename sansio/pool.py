@@ -34,6 +34,8 @@ import itertools
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from ._frozen import quick_init
+
 __all__ = [
     "AssignRequest",
     "CloseConnection",
@@ -66,6 +68,7 @@ class PoolRequestState(enum.Enum):
     DONE = "DONE"  # released, cancelled or timed out
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenConnection:
     """Open a new connection ``connection_id`` for ``key`` and send the request."""
@@ -75,6 +78,7 @@ class OpenConnection:
     key: PoolKey
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AssignRequest:
     """Send ``request_id`` on the existing connection ``connection_id``."""
@@ -83,6 +87,7 @@ class AssignRequest:
     connection_id: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CloseConnection:
     """Close ``connection_id`` (it is already CLOSED in the state)."""
