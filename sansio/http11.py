@@ -582,12 +582,7 @@ class HTTP11State:
                 return self._fall_back()  # h11's limit checks report it
             return []
         head = _FastHead.parse(bytes(buffer[: end + 2]), self._max_header_count)
-        if (
-            head is None
-            or end + 4 > self._max_header_bytes
-            or head.status < 200
-            or head.transfer_coded
-        ):
+        if head is None or end + 4 > self._max_header_bytes or head.status < 200:
             return self._fall_back()
         status = head.status
         stream_id = self._stream_id
@@ -747,8 +742,9 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([\x20-\x7e]*))
 # A field line is ``token ":" OWS value OWS`` (§5.1): checked per line with
 # bytes.partition and by deleting the allowed bytes (bytes.translate), two C
 # calls, after one pass over the whole head allowed only HTAB, CR, LF and
-# visible ASCII or space (no CTL, no obs-text: h11 takes those heads).
-_HEAD_BYTES = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x7F)])
+# visible ASCII or space (no CTL, no obs-text: h11 takes those heads): what
+# is left once HTAB, space and visible ASCII are deleted must be CRLFs only.
+_LINE_BYTES = bytes([0x09, *range(0x20, 0x7F)])
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 # Field values without obs-text (h11 takes those: it accepts more than this).
 _VALUE = re.compile(rb"(?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?")
@@ -781,49 +777,52 @@ class _FastHead:
         "keep_alive",
         "reason",
         "status",
-        "transfer_coded",
     )
 
-    def __init__(self, http_version: bytes, status: int, reason: bytes) -> None:
-        self.http_version = http_version
-        self.status = status
-        self.reason = reason
-        # h11: HTTP/1.0 is never kept alive.
-        self.keep_alive = http_version == b"HTTP/1.1"
-        self.content_length: int | None = None
-        self.transfer_coded = False
-        self.headers: list[tuple[bytes, bytes]] = []
+    def __init__(
+        self,
+        status_line: tuple[bytes, int, bytes],
+        headers: list[tuple[bytes, bytes]],
+        content_length: int | None,
+        keep_alive: bool,
+    ) -> None:
+        self.http_version, self.status, self.reason = status_line
+        self.headers = headers
+        self.content_length = content_length
+        self.keep_alive = keep_alive
 
     @classmethod
     def parse(cls, raw: bytes, max_count: int) -> _FastHead | None:
         """``raw`` is the head through the last field line's CRLF; None when
-        it is not strictly the common shape (h11 then parses it)."""
-        # Only visible ASCII, space and HTAB in lines that end in CRLF: a bare
-        # CR or LF (h11 ends a line at a bare LF) is h11's to judge.
-        crlf = raw.count(b"\r\n")
-        if (
-            raw.translate(None, _HEAD_BYTES)
-            or raw.count(b"\r") != crlf
-            or raw.count(b"\n") != crlf
-        ):
-            return None
+        it is not strictly the common shape (h11 then parses it), a
+        Transfer-Encoding included (any coding is h11's business)."""
         lines = raw.split(b"\r\n")
         lines.pop()  # the empty string after the last CRLF
-        if len(lines) - 1 > max_count:
+        # Only visible ASCII, space and HTAB in lines that end in CRLF: a bare
+        # CR or LF (h11 ends a line at a bare LF) is h11's to judge.
+        if raw.translate(None, _LINE_BYTES) != b"\r\n" * len(lines):
             return None
-        status = _STATUS_LINES.get(lines[0])
+        status_line = lines[0]
+        status = _STATUS_LINES.get(status_line)
         if status is None:
-            match = _STATUS_LINE.fullmatch(lines[0])
+            match = _STATUS_LINE.fullmatch(status_line)
             if match is None:
                 return None
             minor, code, reason = match.groups()
             status = (b"HTTP/1." + minor, int(code), reason or b"")
-            if len(lines[0]) <= _REMEMBER_LINE_MAX:
-                remember(_STATUS_LINES, lines[0], status, _REMEMBER_MAX)
-        head = cls(*status)
-        headers = head.headers
-        for line in lines[1:]:
-            field = _FIELD_LINES.get(line)
+            if len(status_line) <= _REMEMBER_LINE_MAX:
+                remember(_STATUS_LINES, status_line, status, _REMEMBER_MAX)
+        del lines[0]
+        if len(lines) > max_count:
+            return None
+        # h11: HTTP/1.0 is never kept alive.
+        keep_alive = status[0] == b"HTTP/1.1"
+        content_length = None
+        headers: list[tuple[bytes, bytes]] = []
+        append = headers.append
+        known = _FIELD_LINES.get
+        for line in lines:
+            field = known(line)
             if field is None:
                 field = _parse_field_line(line)
                 if field is None:
@@ -833,15 +832,15 @@ class _FastHead:
             pair, kind = field
             if kind:
                 if kind == _CONTENT_LENGTH:
-                    if head.content_length is not None:
+                    if content_length is not None:
                         return None  # repeated: h11 decides
-                    head.content_length = int(pair[1])
+                    content_length = int(pair[1])
                 elif kind == _TRANSFER_ENCODING:
-                    head.transfer_coded = True  # any coding: h11's business
+                    return None
                 else:
-                    head.keep_alive = False  # Connection: close
-            headers.append(pair)
-        return head
+                    keep_alive = False  # Connection: close
+            append(pair)
+        return cls(status, headers, content_length, keep_alive)
 
 
 # Field kinds the fast path acts on (0: any other field).
