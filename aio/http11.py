@@ -220,11 +220,6 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     # -- receiving -----------------------------------------------------------
 
-    async def _next_event(self, request: Request) -> Event:
-        if not self._events:
-            await self._read_events(request)
-        return self._events.popleft()
-
     async def _read_events(self, request: Request) -> None:
         """Read until the protocol core has events for us."""
         events = self._events
@@ -250,14 +245,17 @@ class AsyncHTTP11Connection(ProtocolConnection):
     async def _receive_response_headers(
         self, request: Request
     ) -> tuple[ResponseReceived, ProtocolSwitched | None]:
+        events = self._events
         while True:
-            event = await self._next_event(request)
+            if not events:
+                await self._read_events(request)
+            event = events.popleft()
             if type(event) is ResponseReceived:
                 break
             # Informational 1xx responses are skipped, as httpcore does.
         switched = None
-        if self._events and type(self._events[0]) is ProtocolSwitched:
-            switched = self._events.popleft()
+        if events and type(events[0]) is ProtocolSwitched:
+            switched = events.popleft()
         assert switched is None or isinstance(switched, ProtocolSwitched)
         return event, switched
 

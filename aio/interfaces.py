@@ -12,7 +12,7 @@ from sansio.headers import HeaderInput, Headers, normalize_headers
 from sansio.urls import URL, Origin, enforce_bytes, host_header_value
 
 from .models import Content, Extensions, Request, Response, enforce_url
-from .trace import Trace
+from .trace import Trace, tracing
 
 __all__ = [
     "AsyncConnectionInterface",
@@ -75,6 +75,16 @@ class AsyncRequestInterface:
         """
         request = self._build(method, url, headers, content, extensions)
         response = await self.handle_async_request(request)
+        body = response.stream
+        if isinstance(body, ResponseBody):
+            # What aread() and aclose() do, without their layers: a fresh
+            # response from our own connections is always streamable.
+            response._stream_consumed = True
+            try:
+                response._content = await body._read_all()
+            finally:
+                await body.aclose()
+            return response
         try:
             await response.aread()
         finally:
@@ -249,10 +259,11 @@ class ResponseBody:
             self._closed = True
             try:
                 settle()
-                async with Trace(
-                    "response_closed", self._logger, self._request, kwargs
-                ):
-                    pass
+                if tracing(self._request, self._logger):
+                    async with Trace(
+                        "response_closed", self._logger, self._request, kwargs
+                    ):
+                        pass
             finally:
                 on_close = self._on_close
                 if on_close is not None:
@@ -267,6 +278,10 @@ class ResponseBody:
         return PENDING
 
     async def _failed(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close the body and settle its connection; safe to call twice."""
         raise NotImplementedError
 
     def _trace_kwargs(self) -> dict[str, Any]:
@@ -290,21 +305,25 @@ class ResponseBody:
     async def _read_all(self) -> bytes:
         """The whole body, as iterating would give it."""
         self._start()
-        chunks = []
         try:
-            async with self._trace():
-                while True:
-                    # Chunks already known are taken without a coroutine each.
-                    chunk = self._ready_chunk()
-                    if chunk is PENDING:
-                        chunk = await self._next_chunk()
-                    if chunk is None:
-                        break
-                    chunks.append(chunk)
+            if tracing(self._request, self._logger):
+                async with self._trace():
+                    return await self._join_chunks()
+            return await self._join_chunks()
         except BaseException:
             await self._failed()
             raise
-        return b"".join(chunks)
+
+    async def _join_chunks(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            # Chunks already known are taken without a coroutine each.
+            chunk = self._ready_chunk()
+            if chunk is PENDING:
+                chunk = await self._next_chunk()
+            if chunk is None:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
     def _start(self) -> None:
         if self._iterated or self._closed:

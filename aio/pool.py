@@ -249,11 +249,12 @@ class AsyncConnectionPool(AsyncRequestInterface):
                 shared=response.extensions.get("http_version") == b"HTTP/2",
             )
             # Closing the body, however it ends, gives the place back: the
-            # connection's own body calls this last (no second Response).
+            # connection's own body calls this last (no second Response). The
+            # connection is reused unless closed or expired (_release checks).
             body = response.stream
             assert isinstance(body, ResponseBody)  # every connection's is
             body._on_close = functools.partial(
-                self._response_closed, request_id, connection_id
+                self._release, request_id, connection_id, reusable=True
             )
             return response
 
@@ -530,11 +531,6 @@ class AsyncConnectionPool(AsyncRequestInterface):
             )
         )
 
-    def _response_closed(self, request_id: int, connection_id: int) -> None:
-        connection = self._connections.get(connection_id)
-        reusable = connection is not None and not connection.is_closed()
-        self._release(request_id, connection_id, reusable=reusable)
-
 
 def _handler(connection: AsyncConnectionInterface) -> AsyncConnectionInterface:
     """Who takes the request: an established direct connection's HTTP/1.1 or
@@ -548,7 +544,8 @@ def _handler(connection: AsyncConnectionInterface) -> AsyncConnectionInterface:
 
 
 def _stream_capacity(connection: AsyncConnectionInterface) -> int | None:
-    capacity = getattr(connection, "stream_capacity", None)
+    # Asked of the HTTP connection itself when established: HTTP/1.1 has none.
+    capacity = getattr(_handler(connection), "stream_capacity", None)
     value = None if capacity is None else capacity()
     return None if value is None else int(value)
 
