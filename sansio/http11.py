@@ -50,7 +50,7 @@ from .events import (
     ResponseReceived,
     TrailersReceived,
 )
-from .headers import _TARGET, _TOKEN, TCHAR, validate_field
+from .headers import _METHODS, _TARGET, _TOKEN, TCHAR, validate_field
 
 __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
@@ -894,24 +894,21 @@ def _is_secret(name: bytes) -> bool:
 
 
 class _FastCycle:
-    """One request/response cycle on the fast path."""
+    """One request/response cycle on the fast path.
 
-    __slots__ = (
-        "body_expected",
-        "body_left",
-        "body_to_eof",
-        "buffer",
-        "head",
-        "headers",
-        "in_head",
-        "keep_alive",
-        "method",
-        "raw",
-        "remaining",
-        "request_done",
-        "sent",
-        "target",
-    )
+    Not slotted: the fields that start every cycle the same way are class
+    attributes until a cycle changes them, so a new cycle sets only seven.
+    """
+
+    request_done = False
+    sent = 0  # body bytes sent, for a replay into h11
+    # The response pieces received before the head was complete, joined (the
+    # first piece itself until a second one comes).
+    buffer: bytes | bytearray = b""
+    in_head = True  # the final response head has not been parsed
+    body_left: int | None = None  # Content-Length still due
+    body_expected = 0
+    body_to_eof = False
 
     def __init__(
         self,
@@ -928,15 +925,7 @@ class _FastCycle:
         self.head = head  # the serialised request head
         self.remaining = remaining  # body bytes still due; None when chunked
         self.keep_alive = keep_alive  # neither side said Connection: close
-        self.request_done = False
-        self.sent = 0  # body bytes sent, for a replay into h11
-        self.raw: list[bytes] = []  # response pieces received before the head
-        # The same bytes, joined (the first piece itself until a second comes).
-        self.buffer: bytes | bytearray = b""
-        self.in_head = True  # the final response head has not been parsed
-        self.body_left: int | None = None  # Content-Length still due
-        self.body_expected = 0
-        self.body_to_eof = False
+        self.raw: list[bytes] = []  # the same pieces as ``buffer``, as they came
 
     @classmethod
     def start(
@@ -946,7 +935,12 @@ class _FastCycle:
         None when h11 should take it."""
         if (
             method == b"CONNECT"
-            or _TOKEN.fullmatch(method) is None
+            or (
+                # The usual methods skip the token regex (a bytearray is not
+                # hashable, and is checked the long way).
+                (type(method) is not bytes or method not in _METHODS)
+                and _TOKEN.fullmatch(method) is None
+            )
             or _TARGET.fullmatch(target) is None
         ):
             return None
