@@ -204,7 +204,7 @@ def _plan_rss(
 
 
 def _plan_pool(args: argparse.Namespace, base: Job, idle: int) -> list[Planned]:
-    # One job per client and run measures both sizes, one after the other.
+    # One job per client and run measures both sizes, a pool each, in turns.
     jobs = []
     rows = [(c, f"{SMALL_POOL},{idle}") for c in POOL_CLIENTS]  # key: the sizes
     runs = args.runs if args.quick else max(args.runs, POOL_MIN_RUNS)
@@ -307,7 +307,7 @@ def _label(planned: Planned) -> str:
         what = f"RSS {job.client} {PROTOCOL_LABELS[planned.key]}"
     else:
         what = (
-            f"pool {job.client} {job.connections:,} then {job.max_connections:,} idle"
+            f"pool {job.client} {job.connections:,} and {job.max_connections:,} idle"
         )
     return f"{what} [{job.loop}] run {planned.run}"
 

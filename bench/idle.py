@@ -15,11 +15,12 @@ Staggering both ways keeps the number of requests a pool juggles at once small
   including what the allocator keeps from opening them. HTTP/2 uses the nginx
   listener that allows one stream per connection, so that an HTTP/2 pool also
   has to open one connection per held request.
-- ``measure_pool_cost``: with 10, then (in the same process) 1,000 idle
-  connections held open, the CPU time per request of sequential GETs and of
-  GETs from ``POOL_COST_CONCURRENCY`` tasks (fewer than the smallest pool, so
-  no connection is opened while timing). A pool whose per-request work does
-  not grow with its size costs the same with 10 and with 1,000 idle
+- ``measure_pool_cost``: two pools of one client in the same process, one
+  holding 10 idle connections and the other 1,000; the CPU time per request of
+  sequential GETs and of GETs from ``POOL_COST_CONCURRENCY`` tasks (fewer than
+  the smallest pool, so no connection is opened while timing), timed in
+  slices that take turns between the two pools. A pool whose per-request work
+  does not grow with its size costs the same with 10 and with 1,000 idle
   connections.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import statistics
 import time
 from collections.abc import Sequence
 
@@ -37,6 +39,7 @@ from bench.server import SMALL_BODY, SMALL_PATH
 
 __all__ = [
     "POOL_COST_CONCURRENCY",
+    "POOL_COST_SLICES",
     "measure_pool_cost",
     "measure_rss",
     "open_idle_connections",
@@ -44,6 +47,8 @@ __all__ = [
 ]
 
 POOL_COST_CONCURRENCY = 10
+# Timed slices per mode and pool size, taking turns between the sizes.
+POOL_COST_SLICES = 10
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -129,45 +134,60 @@ async def measure_rss(client: BenchClient, count: int) -> dict[str, float | int]
 
 
 async def measure_pool_cost(
-    client: BenchClient, sizes: Sequence[int], requests: int
+    clients: Sequence[BenchClient], sizes: Sequence[int], requests: int
 ) -> dict[str, dict[str, float | int]]:
-    """CPU per request with each of ``sizes`` (ascending) idle connections,
-    measured one after the other in this one process: the ratio between two
-    sizes is then not moved by the machine's slower and faster phases.
+    """CPU per request of ``clients[i]`` holding ``sizes[i]`` idle connections
+    (one pool per size, all in this one process), measured in alternation.
+
+    Each mode's ``requests`` are timed in ``POOL_COST_SLICES`` slices, and the
+    slices take turns between the pools (10, 1,000, 10, 1,000...): a slower or
+    faster phase of the machine then lands on every size alike, where timing
+    one size after the other let it decide the ratio. Both pools exist
+    throughout, so what the process pays for holding 1,000 sockets (the
+    kernel's share, the allocator's) is in both sizes' figures, and their ratio
+    is the pools' own growth.
 
     Returns:
         Per size (as a string): ``connections`` held, ``sequential_cpu`` and
-        ``concurrent_cpu`` (seconds per request), ``sequential_wall`` and
-        ``concurrent_wall`` (seconds in all).
+        ``concurrent_cpu`` (the median over slices, seconds per request),
+        ``sequential_wall`` and ``concurrent_wall`` (seconds in all).
 
     Raises:
-        BenchError: the pool did not keep exactly the connections asked for.
+        BenchError: a pool did not keep exactly the connections asked for.
     """
-    await client.start()
-    results: dict[str, dict[str, float | int]] = {}
-    for size in sizes:
+    for client, size in zip(clients, sizes, strict=True):
+        await client.start()
         # Holding ``size`` responses at once reuses the idle connections and
         # opens the rest: the pool then holds ``size``.
         connections = await open_idle_connections(client, size)
         if connections != size:
             raise BenchError(f"{connections} connections open, expected {size}")
-        # An untimed round of each mode first, at every size alike: the first
-        # size measured would otherwise also pay for warming the process up.
+        # An untimed round of each mode first, for every pool alike.
         for concurrency in (1, POOL_COST_CONCURRENCY):
-            await get_many(client, requests, concurrency)
-        result: dict[str, float | int] = {"connections": connections}
-        for mode, concurrency in (
-            ("sequential", 1),
-            ("concurrent", POOL_COST_CONCURRENCY),
-        ):
-            gc.collect()
-            wall, cpu = time.perf_counter(), time.process_time()
-            await get_many(client, requests, concurrency)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            result[f"{mode}_cpu"] = cpu / requests
-            result[f"{mode}_wall"] = wall
+            await get_many(client, requests // POOL_COST_SLICES, concurrency)
+    per_slice = requests // POOL_COST_SLICES
+    cpu: dict[tuple[int, str], list[float]] = {}
+    wall: dict[tuple[int, str], float] = {}
+    for mode, concurrency in (("sequential", 1), ("concurrent", POOL_COST_CONCURRENCY)):
+        for _ in range(POOL_COST_SLICES):
+            for client, size in zip(clients, sizes, strict=True):
+                gc.collect()
+                started, used = time.perf_counter(), time.process_time()
+                await get_many(client, per_slice, concurrency)
+                cpu.setdefault((size, mode), []).append(
+                    (time.process_time() - used) / per_slice
+                )
+                wall[size, mode] = wall.get((size, mode), 0.0) + (
+                    time.perf_counter() - started
+                )
+    results: dict[str, dict[str, float | int]] = {}
+    for client, size in zip(clients, sizes, strict=True):
         held = client.open_connections()
-        if held is not None and held != connections:
-            raise BenchError(f"the pool went from {connections} to {held} connections")
+        if held is not None and held != size:
+            raise BenchError(f"the pool went from {size} to {held} connections")
+        result: dict[str, float | int] = {"connections": size}
+        for mode in ("sequential", "concurrent"):
+            result[f"{mode}_cpu"] = statistics.median(cpu[size, mode])
+            result[f"{mode}_wall"] = wall[size, mode]
         results[str(size)] = result
     return results

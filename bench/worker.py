@@ -114,6 +114,10 @@ async def _run(job: Job) -> dict[str, Any]:
         cafile=job.cafile,
     )
     client = make_client(job.client, endpoint, holding=job.kind != "scenario")
+    # POOL: a second pool, the same, for the other size (measured in turns).
+    others = (
+        [make_client(job.client, endpoint, holding=True)] if job.kind == "pool" else []
+    )
     try:
         async with asyncio.timeout(job.timeout):
             if job.kind == "scenario":
@@ -123,11 +127,12 @@ async def _run(job: Job) -> dict[str, Any]:
                 return await measure_rss(client, job.connections)
             if job.kind == "pool":
                 sizes = (job.connections, job.max_connections)
-                return await measure_pool_cost(client, sizes, job.requests)
+                return await measure_pool_cost([client, *others], sizes, job.requests)
             raise ValueError(f"unknown job kind {job.kind!r}")
     finally:
         async with asyncio.timeout(10):
-            await client.aclose()
+            for each in (client, *others):
+                await each.aclose()
 
 
 def _describe(exc: BaseException, job: Job) -> str:
