@@ -311,7 +311,8 @@ class AsyncConnectionPool(AsyncRequestInterface):
         """Whether the idle connection ``placed`` the request on is dead (the
         server closed it, or keep-alive ran out, while it sat idle)."""
         connection_id, reused = placed
-        connection = self._connections[connection_id]
+        # Asked of the HTTP connection itself when established (one call less).
+        connection = _handler(self._connections[connection_id])
         return reused and connection.is_idle() and connection.has_expired()
 
     async def _acquire(
@@ -505,6 +506,8 @@ class AsyncConnectionPool(AsyncRequestInterface):
 
     def _release(self, request_id: int, connection_id: int, *, reusable: bool) -> None:
         connection = self._connections.get(connection_id)
+        if connection is not None:
+            connection = _handler(connection)  # as in _stale
         reusable = (
             reusable
             and connection is not None
