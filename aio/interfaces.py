@@ -32,13 +32,16 @@ class HTTPConnectionState(enum.IntEnum):
     CLOSED = 3
 
 
+_NO_NAMES: frozenset[bytes] = frozenset()
+
+
 def include_request_headers(headers: Headers, *, url: URL, content: Content) -> Headers:
     """Add ``Host`` first, and body framing when ``content`` is given.
 
     ``Content-Length`` for bytes, ``Transfer-Encoding: chunked`` for an
     iterator, unless the caller set either (httpcore's rule).
     """
-    names = {name.lower() for name, _ in headers}
+    names = {name.lower() for name, _ in headers} if headers else _NO_NAMES
     if b"host" not in names:
         headers = [(b"Host", host_header_value(url)), *headers]
     if (
