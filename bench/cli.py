@@ -306,9 +306,7 @@ def _label(planned: Planned) -> str:
     elif job.kind == "rss":
         what = f"RSS {job.client} {PROTOCOL_LABELS[planned.key]}"
     else:
-        what = (
-            f"pool {job.client} {job.connections:,} and {job.max_connections:,} idle"
-        )
+        what = f"pool {job.client} {job.connections:,} and {job.max_connections:,} idle"
     return f"{what} [{job.loop}] run {planned.run}"
 
 
