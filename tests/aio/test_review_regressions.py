@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -169,3 +169,56 @@ async def test_unsupported_schemes(url: str, message: str) -> None:
     with pytest.raises(aio.UnsupportedProtocol) as info:
         await conn.request("GET", url)
     assert str(info.value) == message
+
+
+class _ReadingPool(aio.AsyncConnectionPool):
+    """A pool whose handle_async_request reads the body before returning (as
+    an auth or retry layer over it might)."""
+
+    async def handle_async_request(self, request: aio.Request) -> aio.Response:
+        response = await super().handle_async_request(request)
+        await response.aread()
+        return response
+
+
+class _CountingResponse(aio.Response):
+    """A Response subclass whose aread and aclose must be the ones called."""
+
+    calls: ClassVar[list[str]] = []
+
+    async def aread(self) -> bytes:
+        self.calls.append("aread")
+        return await super().aread()
+
+    async def aclose(self) -> None:
+        self.calls.append("aclose")
+        await super().aclose()
+
+
+class _SubclassingPool(aio.AsyncConnectionPool):
+    async def handle_async_request(self, request: aio.Request) -> aio.Response:
+        response = await super().handle_async_request(request)
+        response.__class__ = _CountingResponse
+        return response
+
+
+async def test_request_on_a_response_already_read_returns_its_content() -> None:
+    """request() over a handle_async_request that read the body: the content
+    read is returned, as aread() does, and the connection is released."""
+    async with canned_server([OK, OK], close_after=False) as server:
+        async with _ReadingPool() as pool:
+            for _ in range(2):
+                response = await pool.request("GET", server.url + "/")
+                assert response.content == b"ok"
+            assert len(pool.connections) == 1
+            assert pool.connections[0].is_idle()
+
+
+async def test_request_calls_a_response_subclass_own_aread_and_aclose() -> None:
+    """request() reads a Response subclass through its own aread and aclose."""
+    _CountingResponse.calls = []
+    async with canned_server([OK], close_after=False) as server:
+        async with _SubclassingPool() as pool:
+            response = await pool.request("GET", server.url + "/")
+            assert response.content == b"ok"
+    assert _CountingResponse.calls == ["aread", "aclose"]
