@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+import types
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -20,22 +22,36 @@ def quick_init(cls: type[T]) -> type[T]:
     Made the way ``dataclasses`` makes its own, from the class's fields.
     """
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    namespace: dict[str, Any] = {}
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: __post_init__ would not be called")
+    captured: dict[str, Any] = {}  # the setters and defaults, as closure cells
     params = []
     for f in fields:
-        if not (f.kw_only and f.init) or f.default_factory is not dataclasses.MISSING:
+        slot = cls.__dict__.get(f.name)
+        if (
+            not (f.kw_only and f.init)
+            or f.default_factory is not dataclasses.MISSING
+            or not isinstance(slot, types.MemberDescriptorType)
+        ):
             raise TypeError(f"{cls.__name__}.{f.name}: only plain keyword fields")
-        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        captured[f"_set_{f.name}"] = slot.__set__
         if f.default is dataclasses.MISSING:
             params.append(f.name)
         else:
-            namespace[f"_default_{f.name}"] = f.default
+            captured[f"_default_{f.name}"] = f.default
             params.append(f"{f.name}=_default_{f.name}")
-    body = "".join(f"    _set_{f.name}(self, {f.name})\n" for f in fields)
-    exec(f"def __init__(self, *, {', '.join(params)}):\n{body}", namespace)
-    init = namespace["__init__"]
+    body = "".join(f"        _set_{f.name}(self, {f.name})\n" for f in fields)
+    source = (
+        f"def make({', '.join(captured)}):\n"
+        f"    def __init__(self, *, {', '.join(params)}):\n{body}"
+        "    return __init__\n"
+    )
+    # The module's globals, as dataclasses does: typing.get_type_hints()
+    # resolves the (string) annotations against them.
+    made: dict[str, Any] = {}
+    exec(source, vars(sys.modules[cls.__module__]), made)
+    init = made["make"](**captured)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
     init.__doc__ = cls.__init__.__doc__
     init.__annotations__ = {f.name: f.type for f in fields} | {"return": None}
     cls.__init__ = init  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import pickle
+import typing
 from typing import Any
 
 import pytest
@@ -27,7 +28,8 @@ QUICK = [
 def _reference(cls: type) -> type:
     """The same fields through dataclass alone: the __init__ quick_init replaced."""
     namespace: dict[str, Any] = {
-        "__annotations__": {f.name: f.type for f in dataclasses.fields(cls)}
+        "__annotations__": {f.name: f.type for f in dataclasses.fields(cls)},
+        "__module__": cls.__module__,  # where its annotations' names live
     }
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
@@ -44,7 +46,9 @@ def _values(cls: type) -> dict[str, Any]:
 def test_every_frozen_record_has_the_quick_init() -> None:
     assert len(QUICK) == 13
     for cls in QUICK:
-        assert "_set_" in cls.__init__.__code__.co_names[0], cls
+        setters = cls.__init__.__code__.co_freevars
+        assert setters, cls
+        assert all(name.startswith("_set_") for name in setters), cls
 
 
 @pytest.mark.parametrize("cls", QUICK, ids=lambda cls: cls.__name__)
@@ -74,6 +78,14 @@ def test_same_signature_values_and_errors_as_dataclass(cls: type) -> None:
         setattr(made, name, 0)
 
 
+@pytest.mark.parametrize("cls", QUICK, ids=lambda cls: cls.__name__)
+def test_annotations_resolve_as_for_dataclass(cls: type) -> None:
+    reference = _reference(cls)
+    hints = typing.get_type_hints(cls.__init__)
+    assert hints == typing.get_type_hints(reference.__init__)
+    assert hints["return"] is type(None)
+
+
 def test_defaults_are_kept() -> None:
     event = sansio.events.InformationalResponse(stream_id=1, status=103, headers=[])
     assert event.reason_phrase == b""
@@ -88,6 +100,20 @@ def test_refuses_fields_it_cannot_set_the_same_way() -> None:
     class Factory:
         values: list[int] = dataclasses.field(default_factory=list)
 
-    for cls in (Positional, Factory):
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Unslotted:
+        value: int
+
+    for cls in (Positional, Factory, Unslotted):
         with pytest.raises(TypeError, match="only plain keyword fields"):
             quick_init(cls)
+
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class Checked:
+        value: int
+
+        def __post_init__(self) -> None:
+            raise AssertionError
+
+    with pytest.raises(TypeError, match="__post_init__ would not be called"):
+        quick_init(Checked)
