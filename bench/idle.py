@@ -155,6 +155,15 @@ async def measure_pool_cost(
     Raises:
         BenchError: a pool did not keep exactly the connections asked for.
     """
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"pool sizes must differ, not {sizes}")
+    # Whole rounds for every task in every slice (get_many splits them evenly).
+    per_slice = requests // POOL_COST_SLICES
+    per_slice -= per_slice % POOL_COST_CONCURRENCY
+    if per_slice <= 0:
+        raise ValueError(
+            f"{requests} requests make no slice of {POOL_COST_CONCURRENCY} per pool"
+        )
     for client, size in zip(clients, sizes, strict=True):
         await client.start()
         # Holding ``size`` responses at once reuses the idle connections and
@@ -164,13 +173,14 @@ async def measure_pool_cost(
             raise BenchError(f"{connections} connections open, expected {size}")
         # An untimed round of each mode first, for every pool alike.
         for concurrency in (1, POOL_COST_CONCURRENCY):
-            await get_many(client, requests // POOL_COST_SLICES, concurrency)
-    per_slice = requests // POOL_COST_SLICES
+            await get_many(client, per_slice * POOL_COST_SLICES, concurrency)
     cpu: dict[tuple[int, str], list[float]] = {}
     wall: dict[tuple[int, str], float] = {}
+    pools = list(zip(clients, sizes, strict=True))
     for mode, concurrency in (("sequential", 1), ("concurrent", POOL_COST_CONCURRENCY)):
-        for _ in range(POOL_COST_SLICES):
-            for client, size in zip(clients, sizes, strict=True):
+        for index in range(POOL_COST_SLICES):
+            # 10, 1,000, then 1,000, 10: neither size is always timed first.
+            for client, size in pools if index % 2 == 0 else pools[::-1]:
                 gc.collect()
                 started, used = time.perf_counter(), time.process_time()
                 await get_many(client, per_slice, concurrency)

@@ -9,6 +9,7 @@ runs the job under a deadline and prints one JSON line: the job's result, or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.base import Endpoint
+from bench.base import BenchClient, Endpoint
 from bench.clients import make_client
 from bench.idle import measure_pool_cost, measure_rss
 from bench.scenarios import SCENARIOS, run_scenario
@@ -113,12 +114,11 @@ async def _run(job: Job) -> dict[str, Any]:
         max_connections=connections,
         cafile=job.cafile,
     )
-    client = make_client(job.client, endpoint, holding=job.kind != "scenario")
-    # POOL: a second pool, the same, for the other size (measured in turns).
-    others = (
-        [make_client(job.client, endpoint, holding=True)] if job.kind == "pool" else []
-    )
-    try:
+    async with contextlib.AsyncExitStack() as closing:
+        # Every client made is closed, each under its own time limit, even
+        # when another's close fails.
+        client = make_client(job.client, endpoint, holding=job.kind != "scenario")
+        closing.push_async_callback(_close, client)
         async with asyncio.timeout(job.timeout):
             if job.kind == "scenario":
                 result = await run_scenario(client, scenario, quick=job.quick)
@@ -126,13 +126,17 @@ async def _run(job: Job) -> dict[str, Any]:
             if job.kind == "rss":
                 return await measure_rss(client, job.connections)
             if job.kind == "pool":
+                # A second pool, the same, for the other size (timed in turns).
+                other = make_client(job.client, endpoint, holding=True)
+                closing.push_async_callback(_close, other)
                 sizes = (job.connections, job.max_connections)
-                return await measure_pool_cost([client, *others], sizes, job.requests)
+                return await measure_pool_cost([client, other], sizes, job.requests)
             raise ValueError(f"unknown job kind {job.kind!r}")
-    finally:
-        async with asyncio.timeout(10):
-            for each in (client, *others):
-                await each.aclose()
+
+
+async def _close(client: BenchClient) -> None:
+    async with asyncio.timeout(10):
+        await client.aclose()
 
 
 def _describe(exc: BaseException, job: Job) -> str:
