@@ -101,12 +101,16 @@ class ByteStream:
 
 Content = bytes | AsyncIterable[bytes] | Iterable[bytes] | None
 
+# The body of every request and response without content: a ByteStream holds
+# nothing that changes, so one serves them all.
+_EMPTY = ByteStream(b"")
+
 
 def _enforce_stream(
     content: Content, *, name: str
 ) -> AsyncIterable[bytes] | Iterable[bytes]:
     if content is None:
-        return ByteStream(b"")
+        return _EMPTY
     if isinstance(content, bytes):
         return ByteStream(content)
     return content

@@ -188,7 +188,9 @@ class AsyncConnectionPool(AsyncRequestInterface):
             shared = False  # forwarded requests are HTTP/1.1
         state = self._state
         now = time.monotonic()
-        self._execute(state.expire(now))
+        expired = state.expire(now)
+        if expired:
+            self._execute(expired)
         request_id, actions = state.request_arrived(key, shared=shared, now=now)
         retried = False
         while True:
@@ -243,11 +245,12 @@ class AsyncConnectionPool(AsyncRequestInterface):
             except BaseException:
                 self._release_failed(request_id, connection_id, connection)
                 raise
-            self._announce(
-                connection_id,
-                connection,
-                shared=response.extensions.get("http_version") == b"HTTP/2",
-            )
+            if connection_id in self._unannounced:  # its first response
+                self._announce(
+                    connection_id,
+                    connection,
+                    shared=response.extensions.get("http_version") == b"HTTP/2",
+                )
             # Closing the body, however it ends, gives the place back: the
             # connection's own body calls this last (no second Response). The
             # connection is reused unless closed or expired (_release checks).
