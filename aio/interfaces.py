@@ -78,22 +78,6 @@ class AsyncRequestInterface:
         """
         request = self._build(method, url, headers, content, extensions)
         response = await self.handle_async_request(request)
-        body = response.stream
-        if (
-            isinstance(body, ResponseBody)
-            and type(response) is Response
-            and not response._stream_consumed
-        ):
-            # What aread() and aclose() do, without their layers, for a fresh
-            # response from our own connections (a subclass's
-            # handle_async_request may have read it already: aread() then
-            # returns what it read).
-            response._stream_consumed = True
-            try:
-                response._content = await body._read_all()
-            finally:
-                await body.aclose()
-            return response
         try:
             await response.aread()
         finally:

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from typing import Any
 
 from sansio.headers import (
@@ -248,13 +255,17 @@ _TIMEOUTS: dict[str, type[TimeoutException]] = {
 }
 
 
-async def read_whole(stream: AsyncIterable[bytes]) -> bytes:
-    """All of ``stream``: through its ``_read_all`` when it has one (our own
-    body streams: no async generator), else by iterating it."""
-    read_all = getattr(stream, "_read_all", None)
+def read_whole(stream: AsyncIterable[bytes]) -> Awaitable[bytes]:
+    """What to await for all of ``stream``: its own ``_read_all`` when it has
+    one (our bodies: no async generator, and no coroutine of ours around it),
+    else an iteration of it."""
+    read_all: Callable[[], Awaitable[bytes]] | None = getattr(stream, "_read_all", None)
     if read_all is not None:
-        content: bytes = await read_all()
-        return content
+        return read_all()
+    return _join(stream)
+
+
+async def _join(stream: AsyncIterable[bytes]) -> bytes:
     return b"".join([part async for part in stream])
 
 
