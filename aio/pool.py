@@ -172,8 +172,11 @@ class AsyncConnectionPool(AsyncRequestInterface):
         check_scheme(request.url)
         if self._closed:
             raise RuntimeError("The connection pool is closed.")
-        start_deadline(request, again=True)
-        timeout = timeout_for(request, "pool")
+        if request.extensions.get("timeout"):
+            start_deadline(request, again=True)
+            timeout = timeout_for(request, "pool")
+        else:  # what those two calls come to without timeouts
+            request._deadline = timeout = None
         # The pool's own trace step costs an object and two awaits: paid only
         # when someone listens.
         traced = tracing(request, logger)
@@ -195,7 +198,16 @@ class AsyncConnectionPool(AsyncRequestInterface):
         retried = False
         while True:
             try:
-                placed = self._execute(actions, request_id)
+                if (
+                    len(actions) == 1
+                    and type(action := actions[0]) is AssignRequest
+                    and action.request_id == request_id
+                ):
+                    # The usual answer, an idle connection for this request:
+                    # what _execute would make of it.
+                    placed: tuple[int, bool] | None = (action.connection_id, True)
+                else:
+                    placed = self._execute(actions, request_id)
                 if traced:
                     connection_id, reused = await self._acquire_traced(
                         request, request_id, placed, deadline, timeout, arrived
@@ -256,9 +268,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
             # connection is reused unless closed or expired (_release checks).
             body = response.stream
             assert isinstance(body, ResponseBody)  # every connection's is
-            body._on_close = functools.partial(
-                self._release, request_id, connection_id, reusable=True
-            )
+            body._on_close = functools.partial(self._release, request_id, connection_id)
             return response
 
     async def aclose(self) -> None:
@@ -507,18 +517,21 @@ class AsyncConnectionPool(AsyncRequestInterface):
             request_id, time.monotonic(), connection_dead=dead, fresh=fresh
         )
 
-    def _release(self, request_id: int, connection_id: int, *, reusable: bool) -> None:
+    def _release(
+        self, request_id: int, connection_id: int, reusable: bool = True
+    ) -> None:
         connection = self._connections.get(connection_id)
-        if connection is not None:
+        capacity = None
+        if connection is None:
+            reusable = False
+        else:
             connection = _handler(connection)  # as in _stale
-        reusable = (
-            reusable
-            and connection is not None
-            and not connection.is_closed()
-            and not connection.has_expired()
-        )
-        capacity = None if connection is None else _stream_capacity(connection)
-        if capacity is not None and reusable:
+            reusable = (
+                reusable and not connection.is_closed() and not connection.has_expired()
+            )
+            if reusable:
+                capacity = _capacity(connection)
+        if capacity is not None:
             # The server's stream limit may have changed (SETTINGS, GOAWAY).
             self._execute(
                 self._state.stream_capacity(
@@ -531,11 +544,11 @@ class AsyncConnectionPool(AsyncRequestInterface):
         # PoolState closes what is not reusable; _execute aborts it (and
         # forgets it was unannounced). A connection still connecting for a
         # sibling stays unannounced until that sibling's response says what it is.
-        self._execute(
-            self._state.request_released(
-                request_id, reusable=reusable, now=time.monotonic()
-            )
+        actions = self._state.request_released(
+            request_id, reusable=reusable, now=time.monotonic()
         )
+        if actions:
+            self._execute(actions)
 
 
 def _handler(connection: AsyncConnectionInterface) -> AsyncConnectionInterface:
@@ -551,8 +564,12 @@ def _handler(connection: AsyncConnectionInterface) -> AsyncConnectionInterface:
 
 def _stream_capacity(connection: AsyncConnectionInterface) -> int | None:
     # Asked of the HTTP connection itself when established: HTTP/1.1 has none.
-    capacity = getattr(_handler(connection), "stream_capacity", None)
-    value = None if capacity is None else capacity()
+    return _capacity(_handler(connection))
+
+
+def _capacity(handler: AsyncConnectionInterface) -> int | None:
+    stream_capacity = getattr(handler, "stream_capacity", None)
+    value = None if stream_capacity is None else stream_capacity()
     return None if value is None else int(value)
 
 

@@ -277,8 +277,19 @@ class HTTP11State:
             LocalProtocolError: No body is expected now, or fewer bytes were
                 sent than the request's Content-Length.
         """
+        fast = self._fast
+        if (
+            fast is not None
+            and fast.remaining == 0
+            and not fast.request_done
+            and self._state is _S.ACTIVE
+        ):
+            # Every byte Content-Length (or its absence) asked for is sent
+            # (the usual GET), and nothing else stands in the way.
+            fast.request_done = True
+            return
         self._require_sending("end request")
-        if self._fast is not None:
+        if fast is not None:
             self._fast_end_request()
         else:
             self._send(h11.EndOfMessage)
@@ -339,8 +350,11 @@ class HTTP11State:
         if state is HTTP11ConnectionState.ACTIVE:
             self._fed += len(data)
             self._response_started = True
-            if self._fast is not None:
-                return self._fast_receive(data)
+            fast = self._fast
+            if fast is not None:
+                if fast.in_head:
+                    return self._fast_head(data)
+                return self._fast_body(data)
             self._h11.receive_data(data)
             return self._events()
         if state is HTTP11ConnectionState.IDLE or state is _S.CLOSED:
@@ -532,22 +546,15 @@ class HTTP11State:
     def _fast_end_request(self) -> None:
         fast = self._fast
         assert fast is not None
-        if fast.remaining is None:
-            self._outgoing.append(b"0\r\n\r\n")
-        elif fast.remaining:
+        # A body complete by its Content-Length ended in end_request() itself.
+        if fast.remaining:
             self._fail()
             raise LocalProtocolError(
                 "invalid request: Too little data for declared Content-Length"
             )
+        assert fast.remaining is None
+        self._outgoing.append(b"0\r\n\r\n")
         fast.request_done = True
-
-    def _fast_receive(self, data: bytes) -> list[Event]:
-        """Events for ``data`` on the fast path (or from h11 after a fallback)."""
-        fast = self._fast
-        assert fast is not None
-        if fast.in_head:
-            return self._fast_head(data)
-        return self._fast_body(data)
 
     def _fast_head(self, data: bytes) -> list[Event]:
         fast = self._fast
@@ -877,6 +884,8 @@ _STATUS_LINES: dict[bytes, tuple[bytes, int, bytes]] = {}
 # The same for request fields: ``(name, value)`` to its serialised line and
 # lower-cased name (a client sends the same few fields again and again).
 _REQUEST_FIELDS: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+# And request lines, by ``(method, target)``: one a plain request may use.
+_REQUEST_LINES: dict[tuple[bytes, bytes], bytes] = {}
 _FIELD_LINES: dict[bytes, tuple[tuple[bytes, bytes], int]] = {}
 _REMEMBER_MAX = 512
 _REMEMBER_LINE_MAX = 256
@@ -933,17 +942,28 @@ class _FastCycle:
     ) -> _FastCycle | None:
         """The cycle for a plain request (its head serialised as h11 does), or
         None when h11 should take it."""
-        if (
-            method == b"CONNECT"
-            or (
-                # The usual methods skip the token regex (a bytearray is not
-                # hashable, and is checked the long way).
-                (type(method) is not bytes or method not in _METHODS)
-                and _TOKEN.fullmatch(method) is None
-            )
-            or _TARGET.fullmatch(target) is None
-        ):
-            return None
+        try:
+            request_line = _REQUEST_LINES.get((method, target))
+        except TypeError:  # a bytearray: checked, not remembered
+            request_line = None
+        if request_line is None:
+            if (
+                method == b"CONNECT"
+                or (
+                    # The usual methods skip the token regex.
+                    (type(method) is not bytes or method not in _METHODS)
+                    and _TOKEN.fullmatch(method) is None
+                )
+                or _TARGET.fullmatch(target) is None
+            ):
+                return None
+            request_line = b"%s %s HTTP/1.1\r\n" % (method, target)
+            if (
+                type(method) is bytes
+                and type(target) is bytes
+                and len(target) <= _REMEMBER_LINE_MAX
+            ):
+                remember(_REQUEST_LINES, (method, target), request_line, _REMEMBER_MAX)
         host: list[bytes] = []
         others: list[bytes] = []
         length = None
@@ -988,8 +1008,6 @@ class _FastCycle:
         if len(host) != 1 or (chunked and length is not None):
             return None
         # h11 writes Host first (RFC 9110 §7.2), then the rest in order.
-        head = b"".join(
-            [b"%s %s HTTP/1.1\r\n" % (method, target), host[0], *others, b"\r\n"]
-        )
+        head = b"".join([request_line, host[0], *others, b"\r\n"])
         remaining = None if chunked else (length or 0)
         return cls(method, target, list(headers), head, remaining, keep_alive)

@@ -97,6 +97,10 @@ class CloseConnection:
 
 PoolAction = OpenConnection | AssignRequest | CloseConnection
 
+_IDLE = PoolConnectionState.IDLE
+_ACTIVE = PoolConnectionState.ACTIVE
+_ACTIVE_REQUEST = PoolRequestState.ACTIVE
+
 
 @dataclass(slots=True)
 class _Connection:
@@ -212,6 +216,28 @@ class PoolState:
         for this request, it waits.
         """
         request_id = next(self._ids)
+        keyed = self._keys.get(key)
+        if keyed is not None and keyed.idle and not keyed.shared:
+            # The usual reuse, without the general search below: the key's
+            # most recently used idle connection, when it is still fresh.
+            connection = self._connections.get(keyed.idle[-1])
+            if (
+                connection is not None
+                and connection.state is _IDLE
+                and (connection.expires_at is None or connection.expires_at > now)
+            ):
+                keyed.idle.pop()
+                connection_id = connection.id
+                self._requests[request_id] = _Request(
+                    request_id, key, shared, _ACTIVE_REQUEST, connection_id
+                )
+                connection.active += 1
+                connection.state = _ACTIVE
+                connection.expires_at = None
+                del self._idle_lru[connection_id]  # every IDLE one is there
+                return request_id, [
+                    AssignRequest(request_id=request_id, connection_id=connection_id)
+                ]
         request = _Request(request_id, key, shared, PoolRequestState.WAITING)
         self._requests[request_id] = request
         actions: list[PoolAction] = []

@@ -279,13 +279,15 @@ def test_line_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http11, "_STATUS_LINES", {})
     monkeypatch.setattr(http11, "_FIELD_LINES", {})
     monkeypatch.setattr(http11, "_REQUEST_FIELDS", {})
+    monkeypatch.setattr(http11, "_REQUEST_LINES", {})
     long_value = b"v" * (http11._REMEMBER_LINE_MAX + 1)
     for index in range(http11._REMEMBER_MAX + 10):
         state = HTTP11State()
         headers = [HOST, (b"X-Index", b"%d" % index), (b"X-Long", long_value)]
-        state.send_request(b"GET", b"/", headers)
+        target = b"/%d" % index if index else b"/" + long_value
+        state.send_request(b"GET", target, headers)
         state.end_request()
-        state.data_to_send()
+        assert state.data_to_send().startswith(b"GET %s HTTP/1.1\r\n" % target)
         reason = b"OK" if index % 2 else long_value  # a long status line too
         head = b"HTTP/1.1 200 %s\r\nX-Index: %d\r\nX-Long: %s\r\n" % (
             reason,
@@ -297,7 +299,11 @@ def test_line_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert (b"X-Index", b"%d" % index) in events[0].headers
         assert 0 < len(http11._FIELD_LINES) <= http11._REMEMBER_MAX
         assert 0 < len(http11._REQUEST_FIELDS) <= http11._REMEMBER_MAX
+        assert len(http11._REQUEST_LINES) <= http11._REMEMBER_MAX
     assert len(http11._FIELD_LINES) < http11._REMEMBER_MAX  # it started over
+    assert len(http11._REQUEST_LINES) < http11._REMEMBER_MAX
+    assert (b"GET", b"/%d" % (index - 1)) in http11._REQUEST_LINES
+    assert not any(len(target) > 256 for _, target in http11._REQUEST_LINES)
     assert b"X-Index: %d" % index in http11._FIELD_LINES
     assert not any(b"X-Long" in line for line in http11._FIELD_LINES)
     assert (b"X-Long", long_value) not in http11._REQUEST_FIELDS
@@ -323,6 +329,31 @@ def test_unhashable_request_fields_are_sent_as_h11_sends_them(
         sent.append(state.data_to_send())
     assert sent[0] == sent[1]
     assert sent[0].endswith(b"\r\nX-%s: a\r\n\r\n" % field[0][2:])
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        (bytearray(b"GET"), b"/a?b"),
+        (b"GET", bytearray(b"/a?b")),
+        (b"PROPFIND", memoryview(b"/a?b")),
+    ],
+)
+def test_unhashable_or_unusual_request_lines_are_sent_as_h11_sends_them(
+    method: bytes, target: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request line the memory cannot key on (a bytearray), or will not keep
+    (not bytes), is still checked and serialised, and is not remembered."""
+    monkeypatch.setattr(http11, "_REQUEST_LINES", {})
+    sent = []
+    for fast in (True, False):
+        state = HTTP11State(fast_path=fast)
+        state.send_request(method, target, [HOST])
+        state.end_request()
+        sent.append(state.data_to_send())
+    assert sent[0] == sent[1]
+    assert sent[0].startswith(b"%s /a?b HTTP/1.1\r\n" % bytes(method))
+    assert http11._REQUEST_LINES == {}
 
 
 def test_credentials_are_never_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
