@@ -148,7 +148,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
         return Response._from_wire(
             head.status,
             head.headers,
-            HTTP11ConnectionByteStream(self, request),
+            HTTP11ConnectionByteStream(self, request, traced),
             {
                 "http_version": head.http_version,
                 "reason_phrase": head.reason_phrase,
@@ -313,9 +313,12 @@ class HTTP11ConnectionByteStream(ResponseBody):
 
     _logger = logger
 
-    def __init__(self, connection: AsyncHTTP11Connection, request: Request) -> None:
+    def __init__(
+        self, connection: AsyncHTTP11Connection, request: Request, traced: bool
+    ) -> None:
         self._connection = connection
         self._request = request
+        self._traced = traced
         self._closed = False
         self._iterated = False
 

@@ -53,7 +53,7 @@ from .streams import (
     await_with_timeout,
     discard_stream,
 )
-from .trace import Trace
+from .trace import Trace, tracing
 
 __all__ = ["AsyncHTTP2Connection"]
 
@@ -702,6 +702,7 @@ class HTTP2ConnectionByteStream(ResponseBody):
         self._request = request
         self._stream_id = stream_id
         self._stream = stream
+        self._traced = tracing(request, logger)
         self._closed = False
         self._iterated = False
 

@@ -12,7 +12,7 @@ from sansio.headers import HeaderInput, Headers, normalize_headers
 from sansio.urls import URL, Origin, enforce_bytes, host_header_value
 
 from .models import Content, Extensions, Request, Response, enforce_url
-from .trace import Trace, tracing
+from .trace import Trace
 
 __all__ = [
     "AsyncConnectionInterface",
@@ -228,15 +228,18 @@ class ResponseBody:
     """A connection's response body: iterated once, or read whole by
     ``_read_all`` (Response.aread's common case, without an async generator).
 
-    Subclasses set ``_logger`` (its ``receive_response_body`` trace step) and
-    ``_request``, and give the next chunk (``_next_chunk``, None at the end;
-    ``_ready_chunk`` too, when it can tell without reading) and what a failure
-    or cancellation while reading does (``_failed``).
+    Subclasses set ``_logger`` (its ``receive_response_body`` trace step),
+    ``_request`` and ``_traced`` (whether anyone listens to that request's
+    steps on ``_logger``, decided when it was sent), and give the next chunk
+    (``_next_chunk``, None at the end; ``_ready_chunk`` too, when it can tell
+    without reading) and what a failure or cancellation while reading does
+    (``_failed``).
     Whichever way the body is closed, it goes through ``_close_with``.
     """
 
     _logger: logging.Logger
     _request: Request
+    _traced: bool
     _closed: bool
     _iterated: bool
     # Called once when the body is closed, after the connection settled: the
@@ -252,7 +255,7 @@ class ResponseBody:
             self._closed = True
             try:
                 settle()
-                if tracing(self._request, self._logger):
+                if self._traced:
                     async with Trace(
                         "response_closed", self._logger, self._request, kwargs
                     ):
@@ -299,7 +302,7 @@ class ResponseBody:
         """The whole body, as iterating would give it."""
         self._start()
         try:
-            if tracing(self._request, self._logger):
+            if self._traced:
                 async with self._trace():
                     return await self._join_chunks()
             return await self._join_chunks()

@@ -604,10 +604,22 @@ class HTTP11State:
         ]
         self._head_start = None
         rest = bytes(buffer[end + 4 :])
+        fast.keep_alive = fast.keep_alive and head.keep_alive
+        length = head.content_length
+        if (
+            length is not None
+            and len(rest) == length
+            and status not in (204, 304)
+            and fast.method != b"HEAD"
+        ):
+            # The usual small response: its head and whole body in one read.
+            if length:
+                events.append(DataReceived(stream_id=stream_id, data=rest))
+            events.append(self._fast_complete(leftover=False))
+            return events
         fast.raw = []
         fast.buffer = b""
         fast.in_head = False
-        fast.keep_alive = fast.keep_alive and head.keep_alive
         if fast.method == b"HEAD" or status in (204, 304):
             fast.body_left = 0
         elif head.content_length is not None:
