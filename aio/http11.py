@@ -49,6 +49,15 @@ logger = logging.getLogger(__name__)
 COALESCE_MAX_BODY = 64 * 1024
 
 
+# Enum members as module constants: on Python 3.11 every attribute of an Enum
+# class goes through EnumType.__getattr__'s hook, several times slower than a
+# global, and these are read on every request.
+_NEW, _ACTIVE, _IDLE, _CLOSED = HTTPConnectionState
+_CORE_IDLE = HTTP11ConnectionState.IDLE
+_CORE_ACTIVE = HTTP11ConnectionState.ACTIVE
+_CORE_SWITCHED = HTTP11ConnectionState.SWITCHED
+
+
 class AsyncHTTP11Connection(ProtocolConnection):
     """One HTTP/1.1 connection over an already-open stream.
 
@@ -70,7 +79,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
         self._network_stream = stream
         self._keepalive_expiry = keepalive_expiry
         self._h11 = HTTP11State()
-        self._state = HTTPConnectionState.NEW
+        self._state = _NEW
         self._request_count = 0
         self._expire_at: float | None = None
         self._events: deque[Event] = deque()
@@ -98,18 +107,15 @@ class AsyncHTTP11Connection(ProtocolConnection):
                 "the request body must be bytes or an async iterable of bytes on "
                 f"an async connection, not {type(request.stream).__name__}"
             )
-        if self._state not in (HTTPConnectionState.NEW, HTTPConnectionState.IDLE):
+        if self._state not in (_NEW, _IDLE):
             raise ConnectionNotAvailable()
-        if (
-            self._state is HTTPConnectionState.IDLE
-            and self._network_stream.get_extra_info("is_readable")
-        ):
+        if self._state is _IDLE and self._network_stream.get_extra_info("is_readable"):
             # Bytes (or EOF) on an idle connection answer no request: the server
             # closed it or is out of sync. Never let them pass for our response.
             self._discard()
             raise ConnectionNotAvailable()
         was = (self._state, self._expire_at, self._h11.stream_id)
-        self._state = HTTPConnectionState.ACTIVE
+        self._state = _ACTIVE
         self._request_count += 1
         self._expire_at = None
 
@@ -126,10 +132,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
                     pass  # as in _exchange_traced
                 head, switched = await self._receive_response_headers(request)
         except BaseException:
-            if (
-                self._h11.state is HTTP11ConnectionState.IDLE
-                and self._h11.stream_id == was[2]
-            ):
+            if self._h11.state is _CORE_IDLE and self._h11.stream_id == was[2]:
                 # Refused before a byte was queued (a Request whose fields were
                 # changed after its checks, a failing trace callback): the
                 # connection is as it was.
@@ -225,12 +228,12 @@ class AsyncHTTP11Connection(ProtocolConnection):
         events = self._events
         h11 = self._h11
         while not events:
-            if h11.state is not HTTP11ConnectionState.ACTIVE:
+            if h11.state is not _CORE_ACTIVE:
                 # Nothing more can arrive for this cycle: an error found after
                 # events already handed out, or a caller reading past the end.
                 if h11.pending_error is not None:
                     raise h11.pending_error
-                if self._state is HTTPConnectionState.CLOSED:
+                if self._state is _CLOSED:
                     raise ReadError(
                         "the connection was closed while the response was read"
                     )
@@ -263,8 +266,8 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     def _response_closed(self) -> None:
         """Settle the connection after its response closed: reuse or discard."""
-        if self._h11.state is HTTP11ConnectionState.IDLE and not self._events:
-            self._state = HTTPConnectionState.IDLE
+        if self._h11.state is _CORE_IDLE and not self._events:
+            self._state = _IDLE
             if self._keepalive_expiry is not None:
                 self._expire_at = time.monotonic() + self._keepalive_expiry
         else:
@@ -272,7 +275,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     def _discard(self) -> None:
         """Close synchronously: safe in any state, at any cancellation point."""
-        self._state = HTTPConnectionState.CLOSED
+        self._state = _CLOSED
         self._h11.close()
         discard_stream(self._network_stream)
 
@@ -282,7 +285,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     async def aclose(self) -> None:
         """Close the connection and its stream."""
-        self._state = HTTPConnectionState.CLOSED
+        self._state = _CLOSED
         self._h11.close()
         await self._network_stream.aclose()
 
@@ -295,14 +298,14 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     def is_available(self) -> bool:
         """Whether a request may be sent now (HTTP/1.1: one at a time)."""
-        return self._state is HTTPConnectionState.IDLE
+        return self._state is _IDLE
 
     def has_expired(self) -> bool:
         """Whether keep-alive expired, or the server closed (or wrote to) it
         while it was idle."""
         if self._expire_at is not None and time.monotonic() > self._expire_at:
             return True
-        return self._state is HTTPConnectionState.IDLE and bool(
+        return self._state is _IDLE and bool(
             self._network_stream.get_extra_info("is_readable")
         )
 
@@ -333,7 +336,7 @@ class HTTP11ConnectionByteStream(ResponseBody):
                 return event.data
             if type(event) is ResponseComplete:
                 return None
-        if connection._h11.state is HTTP11ConnectionState.SWITCHED:
+        if connection._h11.state is _CORE_SWITCHED:
             return None  # the bytes after a 101 / CONNECT belong to network_stream
         return PENDING
 

@@ -119,6 +119,27 @@ _TRANSITIONS: dict[tuple[HTTP11ConnectionState, _Input], HTTP11ConnectionState] 
 }
 
 
+# The members as module constants, for the code below: on Python 3.11 every
+# attribute of an Enum class is looked up through EnumType.__getattr__'s hook,
+# several times slower than a global.
+_IDLE, _ACTIVE, _SWITCHED, _CLOSED, _ERROR = (
+    _S.IDLE,
+    _S.ACTIVE,
+    _S.SWITCHED,
+    _S.CLOSED,
+    _S.ERROR,
+)
+(
+    _SEND_REQUEST,
+    _COMPLETE_KEEP_ALIVE,
+    _COMPLETE_CLOSE,
+    _SWITCH,
+    _UNSOLICITED_DATA,
+    _EOF,
+    _CLOSE,
+) = _Input
+
+
 class HTTP11State:
     """A client HTTP/1.1 connection with no I/O: commands in, bytes and events out.
 
@@ -143,7 +164,7 @@ class HTTP11State:
         # Made on first use: a connection that only ever takes the fast path
         # never builds one (less memory per pooled connection).
         self._h11_connection: h11.Connection | None = None
-        self._state = HTTP11ConnectionState.IDLE
+        self._state = _IDLE
         self._outgoing: list[bytes] = []
         self._stream_id = 0
         # Byte accounting for the header limits: total fed to h11 so far, and
@@ -218,7 +239,7 @@ class HTTP11State:
             ) from None
 
     def _fail(self) -> None:
-        self._state = HTTP11ConnectionState.ERROR
+        self._state = _ERROR
 
     # -- commands ------------------------------------------------------------
 
@@ -231,8 +252,8 @@ class HTTP11State:
             LocalProtocolError: Not IDLE, or h11 refused the head (for example a
                 missing Host header or an illegal field).
         """
-        if self._state is not HTTP11ConnectionState.IDLE:
-            self._move(_Input.SEND_REQUEST)
+        if self._state is not _IDLE:
+            self._move(_SEND_REQUEST)
         fast = None
         self._fast_sending = None
         if self._fast_path and (
@@ -249,7 +270,7 @@ class HTTP11State:
             for name, value in headers:
                 validate_field(name, value)
             self._send(h11.Request, method=method, target=target, headers=list(headers))
-        self._move(_Input.SEND_REQUEST)
+        self._move(_SEND_REQUEST)
         self._stream_id += 1
         self._head_start = self._fed
         self._response_started = False
@@ -282,7 +303,7 @@ class HTTP11State:
             fast is not None
             and fast.remaining == 0
             and not fast.request_done
-            and self._state is _S.ACTIVE
+            and self._state is _ACTIVE
         ):
             # Every byte Content-Length (or its absence) asked for is sent
             # (the usual GET), and nothing else stands in the way.
@@ -296,8 +317,8 @@ class HTTP11State:
 
     def close(self) -> None:
         """Mark the connection closed: the driver is about to drop the socket."""
-        if self._state is not HTTP11ConnectionState.ERROR:
-            self._move(_Input.CLOSE)
+        if self._state is not _ERROR:
+            self._move(_CLOSE)
 
     def data_to_send(self) -> bytes:
         """Return, and forget, every byte the commands queued."""
@@ -308,9 +329,9 @@ class HTTP11State:
         return data
 
     def _require_sending(self, what: str) -> None:
-        if self._state is HTTP11ConnectionState.ERROR:
+        if self._state is _ERROR:
             raise LocalProtocolError(f"cannot {what}: connection is in ERROR state")
-        if self._state is not HTTP11ConnectionState.ACTIVE or not self.is_sending_body:
+        if self._state is not _ACTIVE or not self.is_sending_body:
             raise LocalProtocolError(
                 f"cannot {what}: the request body is not being sent "
                 f"(connection {self._state.value})"
@@ -344,10 +365,10 @@ class HTTP11State:
         state = self._state
         if not data:
             # EOF is receive_eof(); an empty read here means nothing arrived.
-            if state is HTTP11ConnectionState.ERROR:
+            if state is _ERROR:
                 return self._refuse_input()
             return []
-        if state is HTTP11ConnectionState.ACTIVE:
+        if state is _ACTIVE:
             self._fed += len(data)
             self._response_started = True
             fast = self._fast
@@ -357,8 +378,8 @@ class HTTP11State:
                 return self._fast_body(data)
             self._h11.receive_data(data)
             return self._events()
-        if state is HTTP11ConnectionState.IDLE or state is _S.CLOSED:
-            self._move(_Input.UNSOLICITED_DATA)
+        if state is _IDLE or state is _CLOSED:
+            self._move(_UNSOLICITED_DATA)
             return []
         return self._refuse_input()
 
@@ -370,7 +391,7 @@ class HTTP11State:
                 ("Server disconnected without sending a response.").
         """
         state = self._state
-        if state is HTTP11ConnectionState.ACTIVE:
+        if state is _ACTIVE:
             if not self._response_started:
                 self._fail()
                 raise RemoteProtocolError(_SERVER_DISCONNECTED)
@@ -385,15 +406,15 @@ class HTTP11State:
             events = self._events()
             # After EOF h11 has either completed the response (read to EOF)
             # or raised: the cycle is over.
-            assert self._state is not HTTP11ConnectionState.ACTIVE, self._state
+            assert self._state is not _ACTIVE, self._state
             return events
-        if state is HTTP11ConnectionState.IDLE or state is _S.CLOSED:
-            self._move(_Input.EOF)
+        if state is _IDLE or state is _CLOSED:
+            self._move(_EOF)
             return []
         return self._refuse_input()
 
     def _refuse_input(self) -> list[Event]:
-        if self._state is HTTP11ConnectionState.SWITCHED:
+        if self._state is _SWITCHED:
             raise LocalProtocolError(
                 "the connection switched protocols: its bytes are no longer HTTP"
             )
@@ -492,7 +513,7 @@ class HTTP11State:
                 )
 
     def _switch(self) -> ProtocolSwitched:
-        self._move(_Input.SWITCH)
+        self._move(_SWITCH)
         buffered, _closed = self._h11.trailing_data
         return ProtocolSwitched(stream_id=self._stream_id, buffered=buffered)
 
@@ -508,9 +529,9 @@ class HTTP11State:
         )
         if reusable:
             conn.start_next_cycle()
-            self._move(_Input.COMPLETE_KEEP_ALIVE)
+            self._move(_COMPLETE_KEEP_ALIVE)
         else:
-            self._move(_Input.COMPLETE_CLOSE)
+            self._move(_COMPLETE_CLOSE)
         return ResponseComplete(stream_id=self._stream_id, reusable=reusable)
 
     # -- the fast path -------------------------------------------------------
@@ -653,7 +674,7 @@ class HTTP11State:
         self._fast = None
         self._fast_sending = not fast.request_done
         reusable = fast.request_done and fast.keep_alive and not leftover and not eof
-        self._move(_Input.COMPLETE_KEEP_ALIVE if reusable else _Input.COMPLETE_CLOSE)
+        self._move(_COMPLETE_KEEP_ALIVE if reusable else _COMPLETE_CLOSE)
         return ResponseComplete(stream_id=self._stream_id, reusable=reusable)
 
     def _fast_receive_eof(self) -> list[Event]:
@@ -818,12 +839,17 @@ class _FastHead:
         lines = raw.split(b"\r\n")
         lines.pop()  # the empty string after the last CRLF
         # Only visible ASCII, space and HTAB in lines that end in CRLF: a bare
-        # CR or LF (h11 ends a line at a bare LF) is h11's to judge.
-        if raw.translate(None, _LINE_BYTES) != b"\r\n" * len(lines):
-            return None
+        # CR or LF (h11 ends a line at a bare LF) is h11's to judge. A line
+        # remembered below came from a head that passed this check, so a head
+        # made only of remembered lines needs none: it runs at the first new one.
+        crlfs = b"\r\n" * len(lines)
         status_line = lines[0]
         status = _STATUS_LINES.get(status_line)
+        checked = False
         if status is None:
+            if raw.translate(None, _LINE_BYTES) != crlfs:
+                return None
+            checked = True
             match = _STATUS_LINE.fullmatch(status_line)
             if match is None:
                 return None
@@ -843,6 +869,10 @@ class _FastHead:
         for line in lines:
             field = known(line)
             if field is None:
+                if not checked:
+                    if raw.translate(None, _LINE_BYTES) != crlfs:
+                        return None
+                    checked = True
                 field = _parse_field_line(line)
                 if field is None:
                     return None
@@ -865,7 +895,7 @@ class _FastHead:
 # Field kinds the fast path acts on (0: any other field).
 _CONTENT_LENGTH = 1
 _TRANSFER_ENCODING = 2
-_CLOSE = 3
+_CONNECTION_CLOSE = 3
 
 
 def _parse_field_line(line: bytes) -> tuple[tuple[bytes, bytes], int] | None:
@@ -883,7 +913,7 @@ def _parse_field_line(line: bytes) -> tuple[tuple[bytes, bytes], int] | None:
     elif lower == b"transfer-encoding":
         kind = _TRANSFER_ENCODING
     elif lower == b"connection" and _says_close(value):
-        kind = _CLOSE
+        kind = _CONNECTION_CLOSE
     return (name, value), kind
 
 

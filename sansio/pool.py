@@ -97,9 +97,11 @@ class CloseConnection:
 
 PoolAction = OpenConnection | AssignRequest | CloseConnection
 
-_IDLE = PoolConnectionState.IDLE
-_ACTIVE = PoolConnectionState.ACTIVE
-_ACTIVE_REQUEST = PoolRequestState.ACTIVE
+# The members as module constants: on Python 3.11 every attribute of an Enum
+# class goes through EnumType.__getattr__'s hook, several times slower than a
+# global, and the pool reads them on every request.
+_CONNECTING, _ACTIVE, _IDLE, _CLOSED = PoolConnectionState
+_WAITING, _CONNECTING_REQUEST, _ACTIVE_REQUEST, _DONE = PoolRequestState
 
 
 @dataclass(slots=True)
@@ -178,12 +180,12 @@ class PoolState:
     def connection_state(self, connection_id: int) -> PoolConnectionState:
         """The state of a connection (CLOSED once forgotten)."""
         connection = self._connections.get(connection_id)
-        return PoolConnectionState.CLOSED if connection is None else connection.state
+        return _CLOSED if connection is None else connection.state
 
     def request_state(self, request_id: int) -> PoolRequestState:
         """The state of a request (DONE once forgotten)."""
         request = self._requests.get(request_id)
-        return PoolRequestState.DONE if request is None else request.state
+        return _DONE if request is None else request.state
 
     def counts(self) -> dict[str, int]:
         """Connections by state and requests by state, for repr() and stats."""
@@ -197,7 +199,7 @@ class PoolState:
         for connection in self._connections.values():
             result[f"connections_{connection.state.value.lower()}"] += 1
         for request in self._requests.values():
-            if request.state is PoolRequestState.WAITING:
+            if request.state is _WAITING:
                 result["requests_waiting"] += 1
             else:
                 result["requests_active"] += 1
@@ -238,7 +240,7 @@ class PoolState:
                 return request_id, [
                     AssignRequest(request_id=request_id, connection_id=connection_id)
                 ]
-        request = _Request(request_id, key, shared, PoolRequestState.WAITING)
+        request = _Request(request_id, key, shared, _WAITING)
         self._requests[request_id] = request
         actions: list[PoolAction] = []
         if not self._place(request, now, actions):
@@ -267,15 +269,15 @@ class PoolState:
         connection.shared = shared
         connection.available = shared and available
         connection.capacity = capacity
-        connection.state = PoolConnectionState.ACTIVE
+        connection.state = _ACTIVE
         for request_id in connection.connecting_requests:
             request = self._requests.get(request_id)
             if (
                 request is not None
                 and request.connection_id == connection_id
-                and request.state is PoolRequestState.CONNECTING
+                and request.state is _CONNECTING_REQUEST
             ):
-                request.state = PoolRequestState.ACTIVE
+                request.state = _ACTIVE_REQUEST
         connection.connecting_requests.clear()
         keyed = self._key(connection.key)
         if shared and not was_shared:
@@ -315,7 +317,7 @@ class PoolState:
         if capacity is not None:
             connection.capacity = capacity
         actions: list[PoolAction] = []
-        if available and connection.state is PoolConnectionState.ACTIVE:
+        if available and connection.state is _ACTIVE:
             self._serve_waiting(self._key(connection.key), connection, actions)
         return actions
 
@@ -333,14 +335,14 @@ class PoolState:
             return actions
         connection_id = request.connection_id
         state = request.state
-        request.state = PoolRequestState.DONE
-        if state is PoolRequestState.WAITING or connection_id is None:
+        request.state = _DONE
+        if state is _WAITING or connection_id is None:
             return actions
         connection = self._connections.get(connection_id)
         if connection is None:
             return actions
         connection.active -= 1
-        if not reusable or connection.state is PoolConnectionState.CONNECTING:
+        if not reusable or connection.state is _CONNECTING:
             # A connection opened for this request that never became usable
             # goes with it: nothing is ever left CONNECTING.
             if not connection.shared or connection.active <= 0:
@@ -368,9 +370,9 @@ class PoolState:
         request = self._requests.get(request_id)
         if request is None:
             return []
-        if request.state is PoolRequestState.WAITING:
+        if request.state is _WAITING:
             del self._requests[request_id]
-            request.state = PoolRequestState.DONE  # lazily dropped from queues
+            request.state = _DONE  # lazily dropped from queues
             return []
         return self.request_released(request_id, reusable=False, now=now)
 
@@ -403,15 +405,13 @@ class PoolState:
             if request.connection_id is None
             else self._connections.get(request.connection_id)
         )
-        detached = connection is not None and request.state is not (
-            PoolRequestState.WAITING
-        )
+        detached = connection is not None and request.state is not (_WAITING)
         if detached and connection is not None:
             connection.active -= 1
             if connection_dead:
                 self._close(connection.id, actions)
         request.connection_id = None
-        request.state = PoolRequestState.WAITING
+        request.state = _WAITING
         # The request is placed first: it keeps its turn ahead of everyone
         # who waited less. Only then may its old connection serve others.
         request.fresh = fresh
@@ -423,7 +423,7 @@ class PoolState:
             and connection is not None
             and not connection_dead
             and connection.active <= 0
-            and connection.state is PoolConnectionState.CONNECTING
+            and connection.state is _CONNECTING
         ):
             # Nothing else waits for it: a connection left CONNECTING with no
             # request would never be used or closed.
@@ -434,7 +434,7 @@ class PoolState:
             and connection is not None
             and not connection_dead
             and connection.active <= 0
-            and connection.state is PoolConnectionState.ACTIVE
+            and connection.state is _ACTIVE
         ):
             if placed:
                 # It merely could not take this request (a busy HTTP/1.1 one, a
@@ -478,7 +478,7 @@ class PoolState:
         for connection_id in list(self._connections):
             self._close(connection_id, actions)
         for request in self._requests.values():
-            request.state = PoolRequestState.DONE
+            request.state = _DONE
         self._requests.clear()
         self._waiting.clear()
         for keyed in self._keys.values():
@@ -494,7 +494,7 @@ class PoolState:
         return keyed
 
     def _queue(self, request: _Request, *, front: bool = False) -> None:
-        request.state = PoolRequestState.WAITING
+        request.state = _WAITING
         keyed = self._key(request.key)
         if front:
             keyed.waiting.appendleft(request.id)
@@ -517,27 +517,22 @@ class PoolState:
         #    that will probably be shared: its requests queue on its connect).
         for connection_id in list(keyed.shared) if keyed.shared else ():
             connection = self._connections[connection_id]
-            if connection is avoid or (
-                fresh and connection.state is not PoolConnectionState.CONNECTING
-            ):
+            if connection is avoid or (fresh and connection.state is not _CONNECTING):
                 continue
             if (
-                connection.state is PoolConnectionState.IDLE
+                connection.state is _IDLE
                 and connection.expires_at is not None
                 and connection.expires_at <= now
             ):
                 self._close(connection_id, actions)
                 continue
-            if (
-                connection.state is PoolConnectionState.CONNECTING
-                or connection.has_free_stream()
-            ):
+            if connection.state is _CONNECTING or connection.has_free_stream():
                 self._assign(request, connection, actions)
                 return True
         # 2. An idle connection of this key, most recently used first.
         while keyed.idle and not fresh:
             idle = self._connections.get(keyed.idle.pop())
-            if idle is None or idle.state is not PoolConnectionState.IDLE:
+            if idle is None or idle.state is not _IDLE:
                 continue
             if idle.expires_at is not None and idle.expires_at <= now:
                 self._close(idle.id, actions)
@@ -560,12 +555,12 @@ class PoolState:
     ) -> None:
         request.connection_id = connection.id
         connection.active += 1
-        if connection.state is PoolConnectionState.CONNECTING:
-            request.state = PoolRequestState.CONNECTING
+        if connection.state is _CONNECTING:
+            request.state = _CONNECTING_REQUEST
             connection.connecting_requests.append(request.id)
         else:
-            request.state = PoolRequestState.ACTIVE
-            connection.state = PoolConnectionState.ACTIVE
+            request.state = _ACTIVE_REQUEST
+            connection.state = _ACTIVE
             connection.expires_at = None
             # In use again: no longer idle, whichever way it was found.
             self._idle_lru.pop(connection.id, None)
@@ -577,7 +572,7 @@ class PoolState:
         connection = _Connection(
             id=next(self._ids),
             key=request.key,
-            state=PoolConnectionState.CONNECTING,
+            state=_CONNECTING,
             shared=request.shared,
             available=False,
             active=1,
@@ -588,7 +583,7 @@ class PoolState:
         if request.shared:
             self._key(request.key).shared[connection.id] = None
         request.connection_id = connection.id
-        request.state = PoolRequestState.CONNECTING
+        request.state = _CONNECTING_REQUEST
         actions.append(
             OpenConnection(
                 request_id=request.id, connection_id=connection.id, key=request.key
@@ -600,7 +595,7 @@ class PoolState:
     ) -> None:
         keyed = self._key(connection.key)
         connection.active = 0
-        connection.state = PoolConnectionState.IDLE
+        connection.state = _IDLE
         if self._keepalive_expiry is not None:
             connection.expires_at = now + self._keepalive_expiry
         if not connection.shared:
@@ -621,7 +616,7 @@ class PoolState:
         """A shared connection with free streams takes its key's waiting requests."""
         while keyed.waiting and connection.has_free_stream():
             request = self._requests.get(keyed.waiting[0])
-            if request is None or request.state is not PoolRequestState.WAITING:
+            if request is None or request.state is not _WAITING:
                 keyed.waiting.popleft()
                 continue
             keyed.waiting.popleft()
@@ -631,7 +626,7 @@ class PoolState:
         """Let waiting requests (any key, FIFO) open connections while room lasts."""
         while self._waiting:
             request = self._requests.get(self._waiting[0])
-            if request is None or request.state is not PoolRequestState.WAITING:
+            if request is None or request.state is not _WAITING:
                 self._waiting.popleft()
                 continue
             # No early "no room" exit: a shared connection (even one still
@@ -652,7 +647,7 @@ class PoolState:
             return
         # Only live connections are kept, so each one counted once here.
         self._open_count -= 1
-        connection.state = PoolConnectionState.CLOSED
+        connection.state = _CLOSED
         self._idle_lru.pop(connection_id, None)
         keyed = self._keys.get(connection.key)
         if keyed is not None:

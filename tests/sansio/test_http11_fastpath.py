@@ -356,6 +356,41 @@ def test_unhashable_or_unusual_request_lines_are_sent_as_h11_sends_them(
     assert http11._REQUEST_LINES == {}
 
 
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        b"X-Ctl: a\x01b",  # a control byte
+        b"X-Nul: a\x00b",
+        b"X-Bare: a\nb",  # a bare LF: h11 ends the line there
+        b"X-Bare-Cr: a\rb",
+        b"X-Obs: caf\xe9",  # obs-text: h11 takes it
+        b" folded",  # obs-fold
+    ],
+)
+def test_a_new_line_among_remembered_ones_gets_the_whole_head_checked(
+    bad_line: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head whose lines were all seen before skips the byte check (each was
+    checked with its head); one new line, however placed, brings it back, so a
+    bad byte is never let through by the lines around it."""
+    monkeypatch.setattr(http11, "_STATUS_LINES", {})
+    monkeypatch.setattr(http11, "_FIELD_LINES", {})
+    good = [b"HTTP/1.1 200 OK", b"Server: x", b"Content-Type: text/plain"]
+    for lines in (good, [*good, bad_line], [good[0], bad_line, *good[1:]]):
+        exchange = {
+            "method": b"GET",
+            "headers": [HOST],
+            "body": [],
+            "response": b"\r\n".join([*lines, b"Content-Length: 2", b"", b"ok"]),
+            "cuts": [],
+            "eof": False,
+            "early": False,
+        }
+        assert run(fast=True, **exchange) == run(fast=False, **exchange)  # type: ignore[arg-type]
+    assert b"Server: x" in http11._FIELD_LINES
+    assert not any(b"X-" in line or b"folded" in line for line in http11._FIELD_LINES)
+
+
 def test_credentials_are_never_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
     """Authorization, Proxy-Authorization, Cookie and Set-Cookie stay with their
     own request and response: sent and parsed as h11 does, never kept."""
