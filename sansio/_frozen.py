@@ -20,6 +20,11 @@ def quick_init(cls: type[T]) -> type[T]:
     ``__init__`` has the same keyword-only signature and defaults (so the
     same TypeErrors), and the class stays frozen: only construction changes.
     Made the way ``dataclasses`` makes its own, from the class's fields.
+
+    The class also gets ``_positional``, a static constructor taking every
+    field in order, for the protocol cores' own hot paths: a call to the
+    class with keywords packs them into a dict first (Python 3.11 calls a
+    class's ``__init__`` that way), which costs as much as the rest.
     """
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     if hasattr(cls, "__post_init__"):
@@ -41,18 +46,24 @@ def quick_init(cls: type[T]) -> type[T]:
             captured[f"_default_{f.name}"] = f.default
             params.append(f"{f.name}=_default_{f.name}")
     body = "".join(f"        _set_{f.name}(self, {f.name})\n" for f in fields)
+    names = ", ".join(f.name for f in fields)
     source = (
-        f"def make({', '.join(captured)}):\n"
+        f"def make(_new, _cls, {', '.join(captured)}):\n"
         f"    def __init__(self, *, {', '.join(params)}):\n{body}"
-        "    return __init__\n"
+        f"    def _positional({names}):\n"
+        f"        self = _new(_cls)\n{body}"
+        "        return self\n"
+        "    return __init__, _positional\n"
     )
     # The module's globals, as dataclasses does: typing.get_type_hints()
     # resolves the (string) annotations against them.
     made: dict[str, Any] = {}
     exec(source, vars(sys.modules[cls.__module__]), made)
-    init = made["make"](**captured)
+    init, positional = made["make"](object.__new__, cls, **captured)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__doc__ = cls.__init__.__doc__
     init.__annotations__ = {f.name: f.type for f in fields} | {"return": None}
     cls.__init__ = init  # type: ignore[method-assign]
+    positional.__qualname__ = f"{cls.__qualname__}._positional"
+    cls._positional = staticmethod(positional)  # type: ignore[attr-defined]
     return cls

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import h11
@@ -72,6 +72,13 @@ DEFAULT_MAX_HEADER_COUNT = 100
 MAX_INFORMATIONAL_RESPONSES = 100
 
 _SERVER_DISCONNECTED = "Server disconnected without sending a response."
+
+# The fast path makes its events positionally (see sansio._frozen.quick_init).
+_response_received: Callable[..., ResponseReceived] = ResponseReceived._positional  # type: ignore[attr-defined]
+_data_received: Callable[[int, bytes], DataReceived] = DataReceived._positional  # type: ignore[attr-defined]
+_response_complete: Callable[[int, bool], ResponseComplete] = (
+    ResponseComplete._positional  # type: ignore[attr-defined]
+)
 
 
 class HTTP11ConnectionState(enum.Enum):
@@ -615,12 +622,8 @@ class HTTP11State:
         status = head.status
         stream_id = self._stream_id
         events: list[Event] = [
-            ResponseReceived(
-                stream_id=stream_id,
-                status=status,
-                http_version=head.http_version,
-                reason_phrase=head.reason,
-                headers=head.headers,
+            _response_received(
+                stream_id, status, head.http_version, head.reason, head.headers
             )
         ]
         self._head_start = None
@@ -635,7 +638,7 @@ class HTTP11State:
         ):
             # The usual small response: its head and whole body in one read.
             if length:
-                events.append(DataReceived(stream_id=stream_id, data=rest))
+                events.append(_data_received(stream_id, rest))
             events.append(self._fast_complete(leftover=False))
             return events
         fast.raw = []
@@ -657,12 +660,12 @@ class HTTP11State:
         left = fast.body_left
         if left is None:  # delimited by EOF
             if data:
-                events.append(DataReceived(stream_id=self._stream_id, data=data))
+                events.append(_data_received(self._stream_id, data))
             return events
         if data and left:
             take = data if len(data) <= left else data[:left]
             fast.body_left = left = left - len(take)
-            events.append(DataReceived(stream_id=self._stream_id, data=take))
+            events.append(_data_received(self._stream_id, take))
             data = data[len(take) :]
         if not left:
             events.append(self._fast_complete(leftover=bool(data)))
@@ -675,7 +678,7 @@ class HTTP11State:
         self._fast_sending = not fast.request_done
         reusable = fast.request_done and fast.keep_alive and not leftover and not eof
         self._move(_COMPLETE_KEEP_ALIVE if reusable else _COMPLETE_CLOSE)
-        return ResponseComplete(stream_id=self._stream_id, reusable=reusable)
+        return _response_complete(self._stream_id, reusable)
 
     def _fast_receive_eof(self) -> list[Event]:
         fast = self._fast

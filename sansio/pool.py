@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ._frozen import quick_init
@@ -96,6 +97,8 @@ class CloseConnection:
 
 
 PoolAction = OpenConnection | AssignRequest | CloseConnection
+# Made positionally on the reuse path (see sansio._frozen.quick_init).
+_assign_request: Callable[[int, int], AssignRequest] = AssignRequest._positional  # type: ignore[attr-defined]
 
 # The members as module constants: on Python 3.11 every attribute of an Enum
 # class goes through EnumType.__getattr__'s hook, several times slower than a
@@ -237,9 +240,7 @@ class PoolState:
                 connection.state = _ACTIVE
                 connection.expires_at = None
                 del self._idle_lru[connection_id]  # every IDLE one is there
-                return request_id, [
-                    AssignRequest(request_id=request_id, connection_id=connection_id)
-                ]
+                return request_id, [_assign_request(request_id, connection_id)]
         request = _Request(request_id, key, shared, _WAITING)
         self._requests[request_id] = request
         actions: list[PoolAction] = []
@@ -564,9 +565,7 @@ class PoolState:
             connection.expires_at = None
             # In use again: no longer idle, whichever way it was found.
             self._idle_lru.pop(connection.id, None)
-        actions.append(
-            AssignRequest(request_id=request.id, connection_id=connection.id)
-        )
+        actions.append(_assign_request(request.id, connection.id))
 
     def _open(self, request: _Request, actions: list[PoolAction]) -> None:
         connection = _Connection(

@@ -79,6 +79,22 @@ def test_same_signature_values_and_errors_as_dataclass(cls: type) -> None:
 
 
 @pytest.mark.parametrize("cls", QUICK, ids=lambda cls: cls.__name__)
+def test_the_positional_constructor_makes_the_same_record(cls: type) -> None:
+    """``_positional`` takes every field in order and makes what the keyword
+    call makes: the same type, values and frozenness."""
+    values = _values(cls)
+    made = cls._positional(*values.values())  # type: ignore[attr-defined]
+    assert type(made) is cls
+    assert made == cls(**values)
+    assert repr(made) == repr(cls(**values))
+    assert dataclasses.astuple(made) == tuple(values.values())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, dataclasses.fields(cls)[0].name, 0)
+    with pytest.raises(TypeError):  # every field, defaults included
+        cls._positional(*list(values.values())[1:])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("cls", QUICK, ids=lambda cls: cls.__name__)
 def test_annotations_resolve_as_for_dataclass(cls: type) -> None:
     reference = _reference(cls)
     hints = typing.get_type_hints(cls.__init__)
