@@ -616,20 +616,17 @@ class HTTP11State:
             if len(buffer) > self._max_header_bytes:
                 return self._fall_back()  # h11's limit checks report it
             return []
-        head = _FastHead.parse(bytes(buffer[: end + 2]), self._max_header_count)
-        if head is None or end + 4 > self._max_header_bytes or head.status < 200:
+        head = _parse_head(bytes(buffer[: end + 2]), self._max_header_count)
+        if head is None or end + 4 > self._max_header_bytes or head[1] < 200:
             return self._fall_back()
-        status = head.status
+        http_version, status, reason, headers, length, keep_alive = head
         stream_id = self._stream_id
         events: list[Event] = [
-            _response_received(
-                stream_id, status, head.http_version, head.reason, head.headers
-            )
+            _response_received(stream_id, status, http_version, reason, headers)
         ]
         self._head_start = None
         rest = bytes(buffer[end + 4 :])
-        fast.keep_alive = fast.keep_alive and head.keep_alive
-        length = head.content_length
+        fast.keep_alive = fast.keep_alive and keep_alive
         if (
             length is not None
             and len(rest) == length
@@ -646,8 +643,8 @@ class HTTP11State:
         fast.in_head = False
         if fast.method == b"HEAD" or status in (204, 304):
             fast.body_left = 0
-        elif head.content_length is not None:
-            fast.body_left = fast.body_expected = head.content_length
+        elif length is not None:
+            fast.body_left = fast.body_expected = length
         else:
             fast.body_to_eof = True
         return self._fast_body(rest, events)
@@ -810,89 +807,70 @@ def _says_close(value: bytes) -> bool:
     return any(part.strip().lower() == b"close" for part in value.split(b","))
 
 
-class _FastHead:
-    """A response head that the fast path parsed strictly."""
+# A response head the fast path parsed strictly: the status line's version,
+# code and reason, the fields, Content-Length (None: none) and whether neither
+# the version nor a Connection field rules out keep-alive.
+_FastHead = tuple[bytes, int, bytes, list[tuple[bytes, bytes]], int | None, bool]
 
-    __slots__ = (
-        "content_length",
-        "headers",
-        "http_version",
-        "keep_alive",
-        "reason",
-        "status",
-    )
 
-    def __init__(
-        self,
-        status_line: tuple[bytes, int, bytes],
-        headers: list[tuple[bytes, bytes]],
-        content_length: int | None,
-        keep_alive: bool,
-    ) -> None:
-        self.http_version, self.status, self.reason = status_line
-        self.headers = headers
-        self.content_length = content_length
-        self.keep_alive = keep_alive
-
-    @classmethod
-    def parse(cls, raw: bytes, max_count: int) -> _FastHead | None:
-        """``raw`` is the head through the last field line's CRLF; None when
-        it is not strictly the common shape (h11 then parses it), a
-        Transfer-Encoding included (any coding is h11's business)."""
-        lines = raw.split(b"\r\n")
-        lines.pop()  # the empty string after the last CRLF
-        # Only visible ASCII, space and HTAB in lines that end in CRLF: a bare
-        # CR or LF (h11 ends a line at a bare LF) is h11's to judge. A line
-        # remembered below came from a head that passed this check, so a head
-        # made only of remembered lines needs none: it runs at the first new one.
-        crlfs = b"\r\n" * len(lines)
-        status_line = lines[0]
-        status = _STATUS_LINES.get(status_line)
-        checked = False
-        if status is None:
-            if raw.translate(None, _LINE_BYTES) != crlfs:
-                return None
-            checked = True
-            match = _STATUS_LINE.fullmatch(status_line)
-            if match is None:
-                return None
-            minor, code, reason = match.groups()
-            status = (b"HTTP/1." + minor, int(code), reason or b"")
-            if len(status_line) <= _REMEMBER_LINE_MAX:
-                remember(_STATUS_LINES, status_line, status, _REMEMBER_MAX)
-        del lines[0]
-        if len(lines) > max_count:
+def _parse_head(raw: bytes, max_count: int) -> _FastHead | None:
+    """``raw`` is the head through the last field line's CRLF; None when it
+    is not strictly the common shape (h11 then parses it), a
+    Transfer-Encoding included (any coding is h11's business)."""
+    lines = raw.split(b"\r\n")
+    lines.pop()  # the empty string after the last CRLF
+    # Only visible ASCII, space and HTAB in lines that end in CRLF: a bare
+    # CR or LF (h11 ends a line at a bare LF) is h11's to judge. A line
+    # remembered below came from a head that passed this check, so a head
+    # made only of remembered lines needs none: it runs at the first new one.
+    crlfs = b"\r\n" * len(lines)
+    status_line = lines[0]
+    status = _STATUS_LINES.get(status_line)
+    checked = False
+    if status is None:
+        if raw.translate(None, _LINE_BYTES) != crlfs:
             return None
-        # h11: HTTP/1.0 is never kept alive.
-        keep_alive = status[0] == b"HTTP/1.1"
-        content_length = None
-        headers: list[tuple[bytes, bytes]] = []
-        append = headers.append
-        known = _FIELD_LINES.get
-        for line in lines:
-            field = known(line)
+        checked = True
+        match = _STATUS_LINE.fullmatch(status_line)
+        if match is None:
+            return None
+        minor, code, reason = match.groups()
+        status = (b"HTTP/1." + minor, int(code), reason or b"")
+        if len(status_line) <= _REMEMBER_LINE_MAX:
+            remember(_STATUS_LINES, status_line, status, _REMEMBER_MAX)
+    del lines[0]
+    if len(lines) > max_count:
+        return None
+    # h11: HTTP/1.0 is never kept alive.
+    keep_alive = status[0] == b"HTTP/1.1"
+    content_length = None
+    headers: list[tuple[bytes, bytes]] = []
+    append = headers.append
+    known = _FIELD_LINES.get
+    for line in lines:
+        field = known(line)
+        if field is None:
+            if not checked:
+                if raw.translate(None, _LINE_BYTES) != crlfs:
+                    return None
+                checked = True
+            field = _parse_field_line(line)
             if field is None:
-                if not checked:
-                    if raw.translate(None, _LINE_BYTES) != crlfs:
-                        return None
-                    checked = True
-                field = _parse_field_line(line)
-                if field is None:
-                    return None
-                if len(line) <= _REMEMBER_LINE_MAX and not _is_secret(field[0][0]):
-                    remember(_FIELD_LINES, line, field, _REMEMBER_MAX)
-            pair, kind = field
-            if kind:
-                if kind == _CONTENT_LENGTH:
-                    if content_length is not None:
-                        return None  # repeated: h11 decides
-                    content_length = int(pair[1])
-                elif kind == _TRANSFER_ENCODING:
-                    return None
-                else:
-                    keep_alive = False  # Connection: close
-            append(pair)
-        return cls(status, headers, content_length, keep_alive)
+                return None
+            if len(line) <= _REMEMBER_LINE_MAX and not _is_secret(field[0][0]):
+                remember(_FIELD_LINES, line, field, _REMEMBER_MAX)
+        pair, kind = field
+        if kind:
+            if kind == _CONTENT_LENGTH:
+                if content_length is not None:
+                    return None  # repeated: h11 decides
+                content_length = int(pair[1])
+            elif kind == _TRANSFER_ENCODING:
+                return None
+            else:
+                keep_alive = False  # Connection: close
+        append(pair)
+    return (*status, headers, content_length, keep_alive)
 
 
 # Field kinds the fast path acts on (0: any other field).

@@ -118,15 +118,16 @@ def test_http11_oracle_reports_an_undocumented_exception(
 def test_http11_oracle_reports_fast_path_disagreeing_with_h11(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    original = sansio.http11._FastHead.parse
+    original = sansio.http11._parse_head
 
     def wrong_reason(raw: bytes, max_count: int) -> sansio.http11._FastHead | None:
         head = original(raw, max_count)
         if head is not None:
-            head.reason = b"Wrong"
+            version, status, _, *rest = head
+            return (version, status, b"Wrong", *rest)  # type: ignore[return-value]
         return head
 
-    monkeypatch.setattr(sansio.http11._FastHead, "parse", staticmethod(wrong_reason))
+    monkeypatch.setattr(sansio.http11, "_parse_head", wrong_reason)
     with pytest.raises(OracleFailure, match="fast path and h11 differ"):
         harnesses.check_http11(HTTP11_INPUT)
 
