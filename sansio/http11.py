@@ -616,16 +616,19 @@ class HTTP11State:
             if len(buffer) > self._max_header_bytes:
                 return self._fall_back()  # h11's limit checks report it
             return []
-        head = _parse_head(bytes(buffer[: end + 2]), self._max_header_count)
+        # Slices of the usual bytes buffer are bytes already; of a bytearray,
+        # copied once.
+        if type(buffer) is bytes:
+            raw_head, rest = buffer[: end + 2], buffer[end + 4 :]
+        else:
+            raw_head, rest = bytes(buffer[: end + 2]), bytes(buffer[end + 4 :])
+        head = _parse_head(raw_head, self._max_header_count)
         if head is None or end + 4 > self._max_header_bytes or head[1] < 200:
             return self._fall_back()
         http_version, status, reason, headers, length, keep_alive = head
         stream_id = self._stream_id
-        events: list[Event] = [
-            _response_received(stream_id, status, http_version, reason, headers)
-        ]
+        received = _response_received(stream_id, status, http_version, reason, headers)
         self._head_start = None
-        rest = bytes(buffer[end + 4 :])
         fast.keep_alive = fast.keep_alive and keep_alive
         if (
             length is not None
@@ -635,9 +638,10 @@ class HTTP11State:
         ):
             # The usual small response: its head and whole body in one read.
             if length:
-                events.append(_data_received(stream_id, rest))
-            events.append(self._fast_complete(leftover=False))
-            return events
+                data_received = _data_received(stream_id, rest)
+                return [received, data_received, self._fast_complete(leftover=False)]
+            return [received, self._fast_complete(leftover=False)]
+        events: list[Event] = [received]
         fast.raw = []
         fast.buffer = b""
         fast.in_head = False
