@@ -80,6 +80,10 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         uds: Connect to this Unix socket path instead of TCP.
         network_backend: Opens streams; default :class:`AsyncIOBackend`.
         socket_options: ``setsockopt`` triples applied before connect.
+
+    Attributes:
+        established: The HTTP/1.1 or HTTP/2 connection, once connected (None
+            before); read-only.
     """
 
     def __init__(
@@ -106,6 +110,9 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         self._network_backend = network_backend or AsyncIOBackend()
         self._socket_options = socket_options
         self._connection: AsyncConnectionInterface | None = None
+        # The same, for the pool to read on every request without a call:
+        # set together with _connection, once.
+        self.established: AsyncConnectionInterface | None = None
         self._connect_failed = False
         self._connect_lock = asyncio.Lock()
 
@@ -154,18 +161,20 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             # abort() arrived while we connected (the pool was closed).
             await stream.aclose()
             raise ConnectionNotAvailable()
+        connection: AsyncConnectionInterface
         if self._speaks_http2(stream):
-            self._connection = AsyncHTTP2Connection(
+            connection = AsyncHTTP2Connection(
                 origin=self._origin,
                 stream=stream,
                 keepalive_expiry=self._keepalive_expiry,
             )
         else:
-            self._connection = AsyncHTTP11Connection(
+            connection = AsyncHTTP11Connection(
                 origin=self._origin,
                 stream=stream,
                 keepalive_expiry=self._keepalive_expiry,
             )
+        self._connection = self.established = connection
 
     def _speaks_http2(self, stream: AsyncNetworkStream) -> bool:
         """Whether to speak HTTP/2 on the stream just established."""
@@ -292,11 +301,6 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         return _shared_ssl_context(alpn)
 
     # -- the pool's view -----------------------------------------------------
-
-    @property
-    def established(self) -> AsyncConnectionInterface | None:
-        """The HTTP/1.1 or HTTP/2 connection, once connected."""
-        return self._connection
 
     def can_handle_request(self, origin: Origin) -> bool:
         """Whether this connection is for ``origin``."""
