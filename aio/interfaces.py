@@ -12,7 +12,7 @@ from sansio.headers import HeaderInput, Headers, normalize_headers
 from sansio.urls import URL, Origin, enforce_bytes, host_header_value
 
 from .models import Content, Extensions, Request, Response, enforce_url
-from .trace import Trace
+from .trace import UNTRACED, Trace
 
 __all__ = [
     "AsyncConnectionInterface",
@@ -235,7 +235,8 @@ class ResponseBody:
 
     Subclasses set ``_logger`` (its ``receive_response_body`` trace step),
     ``_request`` and ``_traced`` (whether anyone listens to that request's
-    steps on ``_logger``, decided when it was sent), and give the next chunk
+    steps on ``_logger``, decided once per response: HTTP/1.1 when the request
+    is sent, HTTP/2 when its head arrived), and give the next chunk
     (``_next_chunk``, None at the end; ``_ready_chunk`` too, when it can tell
     without reading) and what a failure or cancellation while reading does
     (``_failed``).
@@ -289,6 +290,8 @@ class ResponseBody:
         return {"request": self._request}
 
     def _trace(self) -> Trace:
+        if not self._traced:  # decided once for all of this response's steps
+            return UNTRACED
         return Trace(
             "receive_response_body", self._logger, self._request, self._trace_kwargs()
         )

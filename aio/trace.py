@@ -18,7 +18,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Trace", "TraceInfo", "tracing"]
+__all__ = ["UNTRACED", "Trace", "TraceInfo", "tracing"]
 
 
 class TraceInfo(dict[str, Any]):
@@ -153,3 +153,5 @@ class _Untraced(Trace):
 
 
 _UNTRACED = object.__new__(_Untraced)
+#: The shared do-nothing step, for callers that already know nobody listens.
+UNTRACED: Trace = _UNTRACED

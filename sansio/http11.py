@@ -911,7 +911,8 @@ _STATUS_LINES: dict[bytes, tuple[bytes, int, bytes]] = {}
 # The same for request fields: ``(name, value)`` to its serialised line and
 # lower-cased name (a client sends the same few fields again and again).
 _REQUEST_FIELDS: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
-# And request lines, by ``(method, target)``: one a plain request may use.
+# And request lines, by ``(method, target)`` (none with a query): one a plain
+# request may use.
 _REQUEST_LINES: dict[tuple[bytes, bytes], bytes] = {}
 _FIELD_LINES: dict[bytes, tuple[tuple[bytes, bytes], int]] = {}
 _REMEMBER_MAX = 512
@@ -971,7 +972,7 @@ class _FastCycle:
         None when h11 should take it."""
         try:
             request_line = _REQUEST_LINES.get((method, target))
-        except TypeError:  # a bytearray: checked, not remembered
+        except (TypeError, ValueError):  # a bytearray, a writable memoryview
             request_line = None
         if request_line is None:
             if (
@@ -988,7 +989,9 @@ class _FastCycle:
             if (
                 type(method) is bytes
                 and type(target) is bytes
-                and len(target) <= _REMEMBER_LINE_MAX
+                and len(method) + len(target) <= _REMEMBER_LINE_MAX
+                # A query may carry a token (?api_key=...): never kept.
+                and b"?" not in target
             ):
                 remember(_REQUEST_LINES, (method, target), request_line, _REMEMBER_MAX)
         host: list[bytes] = []
@@ -1000,7 +1003,8 @@ class _FastCycle:
             try:
                 known = _REQUEST_FIELDS.get(field)
                 hashable = True
-            except TypeError:  # a list or a bytearray: served, not remembered
+            except (TypeError, ValueError):  # a list, a bytearray, a writable
+                # memoryview: served, not remembered
                 known = None
                 hashable = False
             if known is None:

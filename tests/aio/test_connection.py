@@ -245,6 +245,30 @@ async def test_trace_sync_callback_and_debug_logs(
     assert ("aio.http11", "response_closed.complete") in logged
 
 
+@pytest.mark.parametrize("read", ["aread", "aiter_stream"])
+async def test_debug_logging_is_decided_once_per_response(
+    hypercorn_plain: HypercornPeer, caplog: pytest.LogCaptureFixture, read: str
+) -> None:
+    """Whether a response's steps are logged is decided when its request is
+    sent: DEBUG switched on between its head and its body logs none of its
+    body or close steps, however the body is read; the next request's are."""
+    async with aio.AsyncHTTPConnection(origin_of(hypercorn_plain)) as conn:
+        async with conn.stream("GET", hypercorn_plain.url + "/") as response:
+            caplog.set_level("DEBUG", logger="aio")
+            if read == "aread":
+                await response.aread()
+            else:
+                async for _ in response.aiter_stream():
+                    pass
+        assert not [r for r in caplog.records if r.name == "aio.http11"]
+        await conn.request("GET", hypercorn_plain.url + "/")
+    logged = [
+        r.getMessage().split(" ")[0] for r in caplog.records if r.name == "aio.http11"
+    ]
+    assert "receive_response_body.complete" in logged
+    assert logged[-1] == "response_closed.complete"
+
+
 async def test_trace_failed_event_on_read_timeout() -> None:
     """A failing step reports .failed with the exception, then response_closed."""
     seen: list[tuple[str, dict[str, Any]]] = []

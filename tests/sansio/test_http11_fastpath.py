@@ -315,6 +315,7 @@ def test_line_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         [b"X-List", b"a"],  # a list: not hashable
         (b"X-Array", bytearray(b"a")),  # a bytearray: not hashable
+        (b"X-View", memoryview(bytearray(b"a"))),  # hashing it raises ValueError
     ],
 )
 def test_unhashable_request_fields_are_sent_as_h11_sends_them(
@@ -337,6 +338,8 @@ def test_unhashable_request_fields_are_sent_as_h11_sends_them(
         (bytearray(b"GET"), b"/a?b"),
         (b"GET", bytearray(b"/a?b")),
         (b"PROPFIND", memoryview(b"/a?b")),
+        (memoryview(bytearray(b"GET")), b"/a?b"),  # hashing it raises ValueError
+        (b"GET", memoryview(bytearray(b"/a?b"))),
     ],
 )
 def test_unhashable_or_unusual_request_lines_are_sent_as_h11_sends_them(
@@ -389,6 +392,27 @@ def test_a_new_line_among_remembered_ones_gets_the_whole_head_checked(
         assert run(fast=True, **exchange) == run(fast=False, **exchange)  # type: ignore[arg-type]
     assert b"Server: x" in http11._FIELD_LINES
     assert not any(b"X-" in line or b"folded" in line for line in http11._FIELD_LINES)
+
+
+def test_request_lines_kept_are_short_and_without_a_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request-line memory keeps a plain line, not one whose method and
+    target together are longer than _REMEMBER_LINE_MAX, nor one with a query
+    (it may carry a token); all of them are sent as h11 sends them."""
+    monkeypatch.setattr(http11, "_REQUEST_LINES", {})
+    long_method = b"M" * http11._REMEMBER_LINE_MAX
+    lines = [(b"GET", b"/plain"), (long_method, b"/x"), (b"GET", b"/q?api_key=SECRET")]
+    for method, target in lines:
+        sent = []
+        for fast in (True, False):
+            state = HTTP11State(fast_path=fast)
+            state.send_request(method, target, [HOST])
+            state.end_request()
+            sent.append(state.data_to_send())
+        assert sent[0] == sent[1]
+        assert sent[0].startswith(b"%s %s HTTP/1.1\r\n" % (method, target))
+    assert list(http11._REQUEST_LINES) == [(b"GET", b"/plain")]
 
 
 def test_credentials_are_never_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
