@@ -172,11 +172,8 @@ class AsyncConnectionPool(AsyncRequestInterface):
         check_scheme(request.url)
         if self._closed:
             raise RuntimeError("The connection pool is closed.")
-        if request.extensions.get("timeout"):
-            start_deadline(request, again=True)
-            timeout = timeout_for(request, "pool")
-        else:  # what those two calls come to without timeouts
-            request._deadline = timeout = None
+        start_deadline(request, again=True)
+        timeout = timeout_for(request, "pool")
         # The pool's own trace step costs an object and two awaits: paid only
         # when someone listens.
         traced = tracing(request, logger)
@@ -198,16 +195,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         retried = False
         while True:
             try:
-                if (
-                    len(actions) == 1
-                    and type(action := actions[0]) is AssignRequest
-                    and action.request_id == request_id
-                ):
-                    # The usual answer, an idle connection for this request:
-                    # what _execute would make of it.
-                    placed: tuple[int, bool] | None = (action.connection_id, True)
-                else:
-                    placed = self._execute(actions, request_id)
+                placed = self._execute(actions, request_id)
                 if traced:
                     connection_id, reused = await self._acquire_traced(
                         request, request_id, placed, deadline, timeout, arrived
@@ -405,23 +393,22 @@ class AsyncConnectionPool(AsyncRequestInterface):
         """Carry out ``actions`` synchronously; return ``request_id``'s placement."""
         mine = None
         for action in actions:
-            if type(action) is CloseConnection:
+            if type(action) is AssignRequest:  # the usual one: first
+                if action.request_id == request_id:
+                    mine = (action.connection_id, True)
+                else:
+                    self._wake(action.request_id, action.connection_id)
+            elif type(action) is CloseConnection:
                 connection = self._connections.pop(action.connection_id, None)
                 self._unannounced.discard(action.connection_id)
                 if connection is not None:
                     _abort(connection)
-            elif type(action) is OpenConnection:
+            else:
                 assert isinstance(action, OpenConnection)
                 self._connections[action.connection_id] = self._create(action.key)
                 self._unannounced.add(action.connection_id)
                 if action.request_id == request_id:
                     mine = (action.connection_id, False)
-                else:
-                    self._wake(action.request_id, action.connection_id)
-            else:
-                assert isinstance(action, AssignRequest)
-                if action.request_id == request_id:
-                    mine = (action.connection_id, True)
                 else:
                     self._wake(action.request_id, action.connection_id)
         return mine

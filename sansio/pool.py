@@ -221,26 +221,6 @@ class PoolState:
         for this request, it waits.
         """
         request_id = next(self._ids)
-        keyed = self._keys.get(key)
-        if keyed is not None and keyed.idle and not keyed.shared:
-            # The usual reuse, without the general search below: the key's
-            # most recently used idle connection, when it is still fresh.
-            connection = self._connections.get(keyed.idle[-1])
-            if (
-                connection is not None
-                and connection.state is _IDLE
-                and (connection.expires_at is None or connection.expires_at > now)
-            ):
-                keyed.idle.pop()
-                connection_id = connection.id
-                self._requests[request_id] = _Request(
-                    request_id, key, shared, _ACTIVE_REQUEST, connection_id
-                )
-                connection.active += 1
-                connection.state = _ACTIVE
-                connection.expires_at = None
-                del self._idle_lru[connection_id]  # every IDLE one is there
-                return request_id, [_assign_request(request_id, connection_id)]
         request = _Request(request_id, key, shared, _WAITING)
         self._requests[request_id] = request
         actions: list[PoolAction] = []
@@ -406,7 +386,7 @@ class PoolState:
             if request.connection_id is None
             else self._connections.get(request.connection_id)
         )
-        detached = connection is not None and request.state is not (_WAITING)
+        detached = connection is not None and request.state is not _WAITING
         if detached and connection is not None:
             connection.active -= 1
             if connection_dead:
@@ -512,7 +492,9 @@ class PoolState:
         *,
         avoid: _Connection | None = None,
     ) -> bool:
-        keyed = self._key(request.key)
+        # The key is there for any request reusing a connection: _key (a call
+        # more) only when it is not.
+        keyed = self._keys.get(request.key) or self._key(request.key)
         fresh = request.fresh
         # 1. A shared connection with a free stream (or one still connecting
         #    that will probably be shared: its requests queue on its connect).
