@@ -218,12 +218,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
     async def _flush(self, request: Request) -> None:
         data = self._h11.data_to_send()
         if data:
-            # (no call at all for the usual request without timeouts)
-            timeout = (
-                timeout_for(request, "write")
-                if "timeout" in request.extensions
-                else None
-            )
+            timeout = timeout_for(request, "write")
             await self._network_stream.write(data, timeout=timeout)
 
     # -- receiving -----------------------------------------------------------
@@ -243,11 +238,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
                         "the connection was closed while the response was read"
                     )
                 raise RuntimeError("no response is in progress on this connection")
-            timeout = (
-                timeout_for(request, "read")
-                if "timeout" in request.extensions
-                else None
-            )
+            timeout = timeout_for(request, "read")
             data = await self._network_stream.read(READ_NUM_BYTES, timeout=timeout)
             if data:
                 events.extend(h11.receive_data(data))
@@ -348,23 +339,6 @@ class HTTP11ConnectionByteStream(ResponseBody):
         if connection._h11.state is _CORE_SWITCHED:
             return None  # the bytes after a 101 / CONNECT belong to network_stream
         return PENDING
-
-    async def _join_chunks(self) -> bytes:
-        """ResponseBody's, reading the queued events itself (what
-        ``_ready_chunk`` does, without a call per chunk)."""
-        connection = self._connection
-        events = connection._events
-        chunks: list[bytes] = []
-        while True:
-            while events:
-                event = events.popleft()
-                if type(event) is DataReceived:
-                    chunks.append(event.data)
-                elif type(event) is ResponseComplete:
-                    return b"".join(chunks)
-            if connection._h11.state is _CORE_SWITCHED:
-                return b"".join(chunks)
-            await connection._read_events(self._request)
 
     async def _next_chunk(self) -> bytes | None:
         """The next piece of the body, or None at its end."""
