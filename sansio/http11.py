@@ -827,12 +827,12 @@ def _parse_head(raw: bytes, max_count: int) -> _FastHead | None:
     # CR or LF (h11 ends a line at a bare LF) is h11's to judge. A line
     # remembered below came from a head that passed this check, so a head
     # made only of remembered lines needs none: it runs at the first new one.
-    crlfs = b"\r\n" * len(lines)
+    line_count = len(lines)
     status_line = lines[0]
     status = _STATUS_LINES.get(status_line)
     checked = False
     if status is None:
-        if raw.translate(None, _LINE_BYTES) != crlfs:
+        if not _plain_lines(raw, line_count):
             return None
         checked = True
         match = _STATUS_LINE.fullmatch(status_line)
@@ -855,7 +855,7 @@ def _parse_head(raw: bytes, max_count: int) -> _FastHead | None:
         field = known(line)
         if field is None:
             if not checked:
-                if raw.translate(None, _LINE_BYTES) != crlfs:
+                if not _plain_lines(raw, line_count):
                     return None
                 checked = True
             field = _parse_field_line(line)
@@ -875,6 +875,12 @@ def _parse_head(raw: bytes, max_count: int) -> _FastHead | None:
                 keep_alive = False  # Connection: close
         append(pair)
     return (*status, headers, content_length, keep_alive)
+
+
+def _plain_lines(raw: bytes, count: int) -> bool:
+    """Whether ``raw`` is ``count`` lines of visible ASCII, space and HTAB, each
+    ended by CRLF (what is left once those bytes are deleted)."""
+    return raw.translate(None, _LINE_BYTES) == b"\r\n" * count
 
 
 # Field kinds the fast path acts on (0: any other field).
