@@ -26,25 +26,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-# What each process runs: a warm-up, then ``count`` requests. The difference of
-# two counts cancels the interpreter's start-up and the imports.
+# What each process runs: bench.inproc's measurement, one round of ``count``
+# requests after its warm-up. The difference of two counts cancels the
+# interpreter's start-up, the imports and the warm-up.
 _CHILD = """
 import asyncio, sys
 sys.path.insert(0, sys.argv[1])
-import aio
-from bench.inproc import URL, answer_at_once
+from bench.inproc import _measure
 
-async def main(count):
-    pool = aio.AsyncConnectionPool(network_backend=answer_at_once())
-    async with pool:
-        for _ in range(200):
-            await pool.request("GET", URL)
-        for _ in range(count):
-            response = await pool.request("GET", URL)
-            if response.status != 200 or len(response.content) != 13:
-                raise RuntimeError(f"bad response {response!r}")
-
-asyncio.run(main(int(sys.argv[2])))
+asyncio.run(_measure(int(sys.argv[2]), 1, 1))
 """
 
 # cachegrind's summary lines, in the order printed.
