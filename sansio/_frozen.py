@@ -24,7 +24,12 @@ def quick_init(cls: type[T]) -> type[T]:
     The class also gets ``_positional``, a static constructor taking every
     field in order, for the protocol cores' own hot paths: a call to the
     class with keywords packs them into a dict first (Python 3.11 calls a
-    class's ``__init__`` that way), which costs as much as the rest.
+    class's ``__init__`` that way), which costs as much as the rest. It fills
+    an instance of a plain twin class with the same slots (ordinary attribute
+    stores, which the interpreter specialises; each descriptor call above
+    packs its arguments into a tuple), then gives the instance its real
+    class: the layouts are the same, which Python checks on that assignment.
+    Half the time of the descriptor calls.
     """
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     if hasattr(cls, "__post_init__"):
@@ -46,20 +51,24 @@ def quick_init(cls: type[T]) -> type[T]:
             captured[f"_default_{f.name}"] = f.default
             params.append(f"{f.name}=_default_{f.name}")
     body = "".join(f"        _set_{f.name}(self, {f.name})\n" for f in fields)
+    stores = "".join(f"        self.{f.name} = {f.name}\n" for f in fields)
     names = ", ".join(f.name for f in fields)
     source = (
-        f"def make(_new, _cls, {', '.join(captured)}):\n"
+        f"def make(_new, _cls, _twin, {', '.join(captured)}):\n"
         f"    def __init__(self, *, {', '.join(params)}):\n{body}"
         f"    def _positional({names}):\n"
-        f"        self = _new(_cls)\n{body}"
+        f"        self = _new(_twin)\n{stores}"
+        "        self.__class__ = _cls\n"
         "        return self\n"
         "    return __init__, _positional\n"
     )
+    slots = tuple(cls.__slots__)  # type: ignore[attr-defined]
+    twin = type(f"_{cls.__name__}Twin", (), {"__slots__": slots})
     # The module's globals, as dataclasses does: typing.get_type_hints()
     # resolves the (string) annotations against them.
     made: dict[str, Any] = {}
     exec(source, vars(sys.modules[cls.__module__]), made)
-    init, positional = made["make"](object.__new__, cls, **captured)
+    init, positional = made["make"](object.__new__, cls, twin, **captured)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__doc__ = cls.__init__.__doc__
     init.__annotations__ = {f.name: f.type for f in fields} | {"return": None}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import inspect
 import pickle
 import typing
@@ -88,6 +89,10 @@ def test_the_positional_constructor_makes_the_same_record(cls: type) -> None:
     assert made == cls(**values)
     assert repr(made) == repr(cls(**values))
     assert dataclasses.astuple(made) == tuple(values.values())
+    # Made as a twin and given its class after: nothing of the twin shows.
+    assert pickle.loads(pickle.dumps(made)) == made
+    assert gc.is_tracked(made) == gc.is_tracked(cls(**values))
+    assert not hasattr(made, "__dict__")
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(made, dataclasses.fields(cls)[0].name, 0)
     with pytest.raises(TypeError):  # every field, defaults included
