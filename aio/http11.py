@@ -125,12 +125,18 @@ class AsyncHTTP11Connection(ProtocolConnection):
                 head, switched = await self._exchange_traced(request)
             else:
                 try:
-                    if self._queue_head(request, traced=False):
+                    with_head = self._queue_head(request, traced=False)
+                    if with_head is None:
                         await self._flush(request)
-                    await self._send_request_body(request)
+                        await self._send_request_body(request)
+                    else:
+                        self._queue_content(with_head)
+                        await self._flush(request)
                 except WriteError:
                     pass  # as in _exchange_traced
-                head, switched = await self._receive_response_headers(request)
+                while (received := self._take_head()) is None:
+                    await self._read_events(request)
+                head, switched = received
         except BaseException:
             if self._h11.state is _CORE_IDLE and self._h11.stream_id == was[2]:
                 # Refused before a byte was queued (a Request whose fields were
@@ -186,34 +192,41 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     # -- sending -------------------------------------------------------------
 
-    def _queue_head(self, request: Request, *, traced: bool) -> bool:
-        """Queue the request head; return whether to write it before the body.
-
-        A small bytes body goes out with its head in one write; a traced
-        request keeps the steps apart, as their events say.
+    def _queue_head(self, request: Request, *, traced: bool) -> ByteStream | None:
+        """Queue the request head; return the body when it goes out with the
+        head, in one write (a small bytes body, or none), else None: the head
+        is written first. A traced request keeps the steps apart, as their
+        events say.
         """
         self._h11.send_request(request.method, request.url.target, request.headers)
         stream = request.stream
-        return (
-            type(stream) is not ByteStream
-            or len(stream.content) > COALESCE_MAX_BODY
-            or traced
-        )
+        if (
+            type(stream) is ByteStream
+            and len(stream.content) <= COALESCE_MAX_BODY
+            and not traced
+        ):
+            return stream
+        return None
 
     async def _send_request_body(self, request: Request) -> None:
-        h11 = self._h11
         stream = request.stream
         if type(stream) is ByteStream:
             # The common case, without an async generator per request.
-            if stream.content:
-                h11.send_body(stream.content)
+            self._queue_content(stream)
         else:
             assert isinstance(stream, AsyncIterable)  # checked before sending
             async for chunk in stream:
-                h11.send_body(chunk)
+                self._h11.send_body(chunk)
                 await self._flush(request)
-        h11.end_request()
+            self._h11.end_request()
         await self._flush(request)
+
+    def _queue_content(self, stream: ByteStream) -> None:
+        """Queue a bytes body and its end."""
+        content = stream.content
+        if content:
+            self._h11.send_body(content)
+        self._h11.end_request()
 
     async def _flush(self, request: Request) -> None:
         data = self._h11.data_to_send()
@@ -248,19 +261,24 @@ class AsyncHTTP11Connection(ProtocolConnection):
     async def _receive_response_headers(
         self, request: Request
     ) -> tuple[ResponseReceived, ProtocolSwitched | None]:
+        while (received := self._take_head()) is None:
+            await self._read_events(request)
+        return received
+
+    def _take_head(self) -> tuple[ResponseReceived, ProtocolSwitched | None] | None:
+        """The final response head from the events read so far (and the
+        switch that follows a 101), or None: read more."""
         events = self._events
-        while True:
-            if not events:
-                await self._read_events(request)
+        while events:
             event = events.popleft()
             if type(event) is ResponseReceived:
-                break
+                switched = None
+                if events and type(events[0]) is ProtocolSwitched:
+                    switched = events.popleft()
+                assert switched is None or isinstance(switched, ProtocolSwitched)
+                return event, switched
             # Informational 1xx responses are skipped, as httpcore does.
-        switched = None
-        if events and type(events[0]) is ProtocolSwitched:
-            switched = events.popleft()
-        assert switched is None or isinstance(switched, ProtocolSwitched)
-        return event, switched
+        return None
 
     # -- lifecycle -----------------------------------------------------------
 
