@@ -25,8 +25,11 @@ from sansio.urls import Origin
 
 from .exceptions import ConnectionNotAvailable, ReadError, WriteError
 from .interfaces import (
+    _ACTIVE,
+    _CLOSED,
+    _IDLE,
+    _NEW,
     PENDING,
-    HTTPConnectionState,
     Pending,
     ProtocolConnection,
     ResponseBody,
@@ -49,10 +52,7 @@ logger = logging.getLogger(__name__)
 COALESCE_MAX_BODY = 64 * 1024
 
 
-# Enum members as module constants: on Python 3.11 every attribute of an Enum
-# class goes through EnumType.__getattr__'s hook, several times slower than a
-# global, and these are read on every request.
-_NEW, _ACTIVE, _IDLE, _CLOSED = HTTPConnectionState
+# The protocol core's states as module constants, as in aio.interfaces.
 _CORE_IDLE = HTTP11ConnectionState.IDLE
 _CORE_ACTIVE = HTTP11ConnectionState.ACTIVE
 _CORE_SWITCHED = HTTP11ConnectionState.SWITCHED

@@ -32,10 +32,10 @@ class HTTPConnectionState(enum.IntEnum):
     CLOSED = 3
 
 
-# The members as module constants: on Python 3.11 every attribute of an Enum
-# class goes through EnumType.__getattr__'s hook, slower than a global.
-_IDLE = HTTPConnectionState.IDLE
-_CLOSED = HTTPConnectionState.CLOSED
+# The members as module constants (here and in the connections): on Python
+# 3.11 every attribute of an Enum class goes through EnumType.__getattr__'s
+# hook, several times slower than a global, and they are read on every request.
+_NEW, _ACTIVE, _IDLE, _CLOSED = HTTPConnectionState
 
 _NO_NAMES: frozenset[bytes] = frozenset()
 

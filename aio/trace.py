@@ -76,7 +76,7 @@ class Trace:
             if request is None
             else tracing(request, logger)
         ):
-            return _UNTRACED
+            return UNTRACED
         return super().__new__(cls)
 
     def __init__(
@@ -152,6 +152,5 @@ class _Untraced(Trace):
         return None
 
 
-_UNTRACED = object.__new__(_Untraced)
 #: The shared do-nothing step, for callers that already know nobody listens.
-UNTRACED: Trace = _UNTRACED
+UNTRACED: Trace = object.__new__(_Untraced)
