@@ -69,9 +69,53 @@ def _cell(records: list[Record], values: dict[str, list[float]]) -> dict[str, An
     return cell
 
 
+def _paired(records: Iterable[Record]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per scenario and loop, wireline's ratios within each round, then their
+    median: ``{"peer": [throughput ratio, CPU ratio], "raw": [...], "rounds": n}``.
+
+    A round runs wireline and the peers back to back (seconds apart), so a
+    round's ratio is untouched by a slow phase of the machine that lasts
+    longer than the round, which the ratio of two medians is not (the medians
+    may come from different rounds). Each round's peer is the best peer *of
+    that round*, by throughput and by CPU separately.
+    """
+    rounds: dict[tuple[str, str], dict[int, dict[str, tuple[float, float]]]] = {}
+    for record in records:
+        if record["kind"] == "scenario" and "result" in record:
+            metrics = _metrics(record["key"], record["result"])
+            by_run = rounds.setdefault((record["key"], record["loop"]), {})
+            by_run.setdefault(record["run"], {})[record["client"]] = metrics
+    paired: dict[str, dict[str, dict[str, Any]]] = {}
+    for (key, loop), by_run in rounds.items():
+        ratios: dict[str, list[tuple[float, float]]] = {"peer": [], "raw": []}
+        for clients in by_run.values():
+            mine = clients.get("wireline")
+            if mine is None:
+                continue
+            peers = [clients[name] for name in PEERS if name in clients]
+            if peers:
+                top = max(value for value, _ in peers)
+                low = min(cpu for _, cpu in peers)
+                ratios["peer"].append((mine[0] / top, mine[1] / low))
+            if "raw" in clients:
+                raw = clients["raw"]
+                ratios["raw"].append((mine[0] / raw[0], mine[1] / raw[1]))
+        cell: dict[str, Any] = {"rounds": len(ratios["peer"])}
+        for name, pairs in ratios.items():
+            if pairs:
+                cell[name] = [
+                    statistics.median(value for value, _ in pairs),
+                    statistics.median(cpu for _, cpu in pairs),
+                ]
+        if cell["rounds"] or "raw" in cell:
+            paired.setdefault(key, {})[loop] = cell
+    return paired
+
+
 def summarize(records: Sequence[Record]) -> dict[str, Any]:
-    """Medians per scenario/loop/client, per protocol for RSS, per pool size."""
-    summary: dict[str, Any] = {"scenarios": {}, "rss": {}, "pool": {}}
+    """Medians per scenario/loop/client, wireline's ratios paired by round
+    (``_paired``), per protocol for RSS, per pool size."""
+    summary: dict[str, Any] = {"scenarios": {}, "paired": {}, "rss": {}, "pool": {}}
     for (key, loop, client), group in _group(records, "scenario").items():
         throughput, cpu = [], []
         for record in group:
@@ -81,6 +125,7 @@ def summarize(records: Sequence[Record]) -> dict[str, Any]:
                 cpu.append(per_request)
         cell = _cell(group, {"throughput": throughput, "cpu": cpu})
         summary["scenarios"].setdefault(key, {}).setdefault(loop, {})[client] = cell
+    summary["paired"] = _paired(records)
     for (key, loop, client), group in _group(records, "rss").items():
         ok = [r["result"] for r in group if "result" in r]
         cell = _cell(
@@ -242,6 +287,18 @@ def _scenario_table(summary: Mapping[str, Any], loops: Sequence[str]) -> list[st
                     ]
                 else:
                     row += ["-", "-"]
+            table.add(*row)
+        paired = summary.get("paired", {}).get(key, {})
+        for label, name in (
+            ("  paired by round: / best peer", "peer"),
+            ("  paired by round: / raw floor", "raw"),
+        ):
+            if not any(name in paired.get(loop, {}) for loop in loops):
+                continue
+            row = [label]
+            for loop in loops:
+                ratio = paired.get(loop, {}).get(name)
+                row += [f"x{ratio[0]:.2f}", f"x{ratio[1]:.2f}"] if ratio else ["-", "-"]
             table.add(*row)
         if best_names:
             table.line(f"  (best peer by {units[0]} / by CPU: {'; '.join(best_names)})")
