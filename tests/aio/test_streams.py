@@ -412,6 +412,51 @@ async def test_is_readable_tracks_pending_bytes_and_eof() -> None:
 
 
 @pytest.mark.asyncio
+async def test_tls_streams_of_one_loop_share_a_read_buffer_intact(
+    server_ssl_context: ssl.SSLContext, ssl_context: ssl.SSLContext
+) -> None:
+    """Two TLS streams read concurrently into the loop's one decryption buffer
+    (a BufferedProtocol, so neither TLS layer allocates 256 KiB per read): each
+    gets its own bytes, in order, whoever reads when."""
+    size = 3 * 1024 * 1024
+
+    def payload(tag: bytes) -> bytes:
+        block = bytes((tag[0] + i) % 256 for i in range(251))
+        return (block * (size // 251 + 1))[:size]
+
+    async def send_asked(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        tag = await reader.readexactly(1)
+        for offset in range(0, size, 50_000):  # many TLS records, many reads
+            writer.write(payload(tag)[offset : offset + 50_000])
+            await writer.drain()
+
+    async def fetch(server: ScriptedServer, tag: bytes) -> bytes:
+        raw = await connect(server)
+        stream = await raw.start_tls(ssl_context, "127.0.0.1", timeout=5.0)
+        async with contextlib.aclosing(stream):
+            protocol = stream._protocol  # type: ignore[attr-defined]
+            assert isinstance(protocol, asyncio.BufferedProtocol)
+            assert not isinstance(protocol, asyncio.Protocol)
+            await stream.write(tag, timeout=5.0)
+            data = bytearray()
+            while len(data) < size:
+                chunk = await stream.read(65536, timeout=5.0)
+                assert chunk
+                data += chunk
+                await asyncio.sleep(0)  # let the other stream's reads interleave
+            return bytes(data)
+
+    async with serve(send_asked, ssl=server_ssl_context) as server:
+        async with asyncio.TaskGroup() as group:
+            first = group.create_task(fetch(server, b"a"))
+            second = group.create_task(fetch(server, b"b"))
+    assert first.result() == payload(b"a")
+    assert second.result() == payload(b"b")
+
+
+@pytest.mark.asyncio
 async def test_start_tls_sends_sni_and_encrypts(
     server_ssl_context: ssl.SSLContext, ssl_context: ssl.SSLContext
 ) -> None:
