@@ -73,10 +73,19 @@ class _ServerDisconnected(RemoteProtocolError):
 class _Stream:
     """The receiving end of one stream: events in order, then maybe an error."""
 
-    __slots__ = ("error", "events", "finished", "request", "responded", "waiter")
+    __slots__ = (
+        "error",
+        "events",
+        "finished",
+        "loop",
+        "request",
+        "responded",
+        "waiter",
+    )
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, loop: asyncio.AbstractEventLoop) -> None:
         self.request = request
+        self.loop = loop
         self.events: deque[Event] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.error: BaseException | None = None
@@ -104,7 +113,7 @@ class _Stream:
         while not self.events:
             if self.error is not None:
                 raise self.error
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = self.loop.create_future()
             try:
                 await await_with_timeout(self.waiter, timeout, ReadTimeout, "read")
             finally:
@@ -223,7 +232,7 @@ class AsyncHTTP2Connection(ProtocolConnection):
             request.headers,
             end_stream=not has_body,
         )
-        stream = self._streams[stream_id] = _Stream(request)
+        stream = self._streams[stream_id] = _Stream(request, self._event_loop())
         self._signal_demand()
         self._state = HTTPConnectionState.ACTIVE
         self._expire_at = None
@@ -472,9 +481,7 @@ class AsyncHTTP2Connection(ProtocolConnection):
     def _schedule_flush(self) -> None:
         """Flush in the background: for acks and resets, which nobody awaits."""
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._background_flush()
-            )
+            self._flusher = self._event_loop().create_task(self._background_flush())
 
     async def _background_flush(self) -> None:
         # Loop until nothing is pending: bytes queued while this task was busy
@@ -496,7 +503,7 @@ class AsyncHTTP2Connection(ProtocolConnection):
             and self._failure is None
             and self._state is not HTTPConnectionState.CLOSED
         ):
-            self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+            self._reader = self._event_loop().create_task(self._read_loop())
 
     async def _read_loop(self) -> None:
         h2 = self._h2

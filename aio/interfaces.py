@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import logging
@@ -132,6 +133,19 @@ class AsyncRequestInterface:
     async def handle_async_request(self, request: Request) -> Response:
         """Send ``request`` and return the response with its body unread."""
         raise NotImplementedError()  # pragma: no cover
+
+    # The loop this object runs on, kept after the first ``_event_loop()``.
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, asked for once: on Python 3.11 every
+        ``asyncio.get_running_loop()`` is a getpid() system call (checking for
+        a fork), about a microsecond on a VM, which paths taken once per
+        request (a stream's or a queued request's wait) should not pay."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
 
 class AsyncConnectionInterface(AsyncRequestInterface):

@@ -177,9 +177,7 @@ class AsyncConnectionPool(AsyncRequestInterface):
         # The pool's own trace step costs an object and two awaits: paid only
         # when someone listens.
         traced = tracing(request, logger)
-        arrived = (
-            asyncio.get_running_loop().time() if traced or timeout is not None else 0.0
-        )
+        arrived = self._event_loop().time() if traced or timeout is not None else 0.0
         deadline = None if timeout is None else arrived + timeout
         key = self._key(request)
         # wss never offers h2 (a WebSocket Upgrade needs HTTP/1.1).
@@ -356,14 +354,14 @@ class AsyncConnectionPool(AsyncRequestInterface):
             trace.return_value = {
                 "connection": self._connections[connection_id],
                 "reused": connection_id not in self._unannounced,
-                "waited": asyncio.get_running_loop().time() - arrived,
+                "waited": self._event_loop().time() - arrived,
             }
         return connection_id, reused
 
     async def _wait(
         self, request_id: int, deadline: float | None, timeout: float | None
     ) -> tuple[int, bool]:
-        loop = asyncio.get_running_loop()
+        loop = self._event_loop()
         slot = self._slots[request_id] = _Slot(loop.create_future())
         try:
             if deadline is None:
