@@ -138,12 +138,15 @@ class AsyncRequestInterface:
     _loop: asyncio.AbstractEventLoop | None = None
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop, asked for once: on Python 3.11 every
-        ``asyncio.get_running_loop()`` is a getpid() system call (checking for
-        a fork), about a microsecond on a VM, which paths taken once per
-        request (a stream's or a queued request's wait) should not pay."""
+        """The running loop, asked for again only when the one kept is no
+        longer running (a pool may outlive an ``asyncio.run()``; like
+        httpcore's, it serves one loop at a time): on Python
+        3.11 every ``asyncio.get_running_loop()`` is a getpid() system call
+        (checking for a fork), about a microsecond on a VM, which paths taken
+        once per request (a stream's or a queued request's wait) should not
+        pay."""
         loop = self._loop
-        if loop is None:
+        if loop is None or not loop.is_running():
             loop = self._loop = asyncio.get_running_loop()
         return loop
 
