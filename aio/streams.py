@@ -241,8 +241,9 @@ class _TLSStreamProtocol(_Receiver, asyncio.BufferedProtocol):
     requests of S3). The buffer is only written between ``get_buffer`` and
     ``buffer_updated``, which the TLS layer calls one after the other without
     returning to the loop, so one buffer serves every TLS stream of a loop.
-    (Both TLS layers use a protocol's buffer only if it is not an
-    ``asyncio.Protocol``, hence the two classes.)
+    (asyncio's TLS layer uses a protocol's buffer if it is an
+    ``asyncio.BufferedProtocol``, uvloop's only if it is also not an
+    ``asyncio.Protocol``: hence a class apart from the plain one.)
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
