@@ -71,13 +71,17 @@ def _cell(records: list[Record], values: dict[str, list[float]]) -> dict[str, An
 
 def _paired(records: Iterable[Record]) -> dict[str, dict[str, dict[str, Any]]]:
     """Per scenario and loop, wireline's ratios within each round, then their
-    median: ``{"peer": [throughput ratio, CPU ratio], "raw": [...], "rounds": n}``.
+    median: ``{"peer": [throughput ratio, CPU ratio], "peer_rounds": n,
+    "raw": [...], "raw_rounds": n}``.
 
     A round runs wireline and the peers back to back (seconds apart), so a
-    round's ratio is untouched by a slow phase of the machine that lasts
-    longer than the round, which the ratio of two medians is not (the medians
-    may come from different rounds). Each round's peer is the best peer *of
-    that round*, by throughput and by CPU separately.
+    slow phase of the machine that outlasts the round weighs on both sides of
+    its ratio, which the ratio of two medians does not ensure (the medians
+    may come from different rounds). Each round is compared with its own best
+    peer, by throughput and by CPU separately (the best of four noisy runs:
+    a bias against wireline, if any). Only complete rounds count: a round in
+    which wireline, or a peer that succeeded in some other round, failed is
+    left out, so a failure never leaves wireline facing a weaker peer.
     """
     rounds: dict[tuple[str, str], dict[int, dict[str, tuple[float, float]]]] = {}
     for record in records:
@@ -87,27 +91,30 @@ def _paired(records: Iterable[Record]) -> dict[str, dict[str, dict[str, Any]]]:
             by_run.setdefault(record["run"], {})[record["client"]] = metrics
     paired: dict[str, dict[str, dict[str, Any]]] = {}
     for (key, loop), by_run in rounds.items():
-        ratios: dict[str, list[tuple[float, float]]] = {"peer": [], "raw": []}
-        for clients in by_run.values():
-            mine = clients.get("wireline")
-            if mine is None:
-                continue
-            peers = [clients[name] for name in PEERS if name in clients]
-            if peers:
-                top = max(value for value, _ in peers)
-                low = min(cpu for _, cpu in peers)
-                ratios["peer"].append((mine[0] / top, mine[1] / low))
-            if "raw" in clients:
-                raw = clients["raw"]
-                ratios["raw"].append((mine[0] / raw[0], mine[1] / raw[1]))
-        cell: dict[str, Any] = {"rounds": len(ratios["peer"])}
-        for name, pairs in ratios.items():
+        seen = {name for clients in by_run.values() for name in clients}
+        cell: dict[str, Any] = {}
+        for name, members in (
+            ("peer", [p for p in PEERS if p in seen]),
+            ("raw", ["raw"] if "raw" in seen else []),
+        ):
+            pairs = []
+            for clients in by_run.values():
+                mine = clients.get("wireline")
+                if not members or mine is None:
+                    continue
+                if any(member not in clients for member in members):
+                    continue
+                top = max(clients[member][0] for member in members)
+                low = min(clients[member][1] for member in members)
+                if top > 0 and low > 0:
+                    pairs.append((mine[0] / top, mine[1] / low))
             if pairs:
                 cell[name] = [
                     statistics.median(value for value, _ in pairs),
                     statistics.median(cpu for _, cpu in pairs),
                 ]
-        if cell["rounds"] or "raw" in cell:
+                cell[f"{name}_rounds"] = len(pairs)
+        if cell:
             paired.setdefault(key, {})[loop] = cell
     return paired
 
@@ -288,6 +295,8 @@ def _scenario_table(summary: Mapping[str, Any], loops: Sequence[str]) -> list[st
                 else:
                     row += ["-", "-"]
             table.add(*row)
+        if best_names:
+            table.line(f"  (best peer by {units[0]} / by CPU: {'; '.join(best_names)})")
         paired = summary.get("paired", {}).get(key, {})
         for label, name in (
             ("  paired by round: / best peer", "peer"),
@@ -300,8 +309,11 @@ def _scenario_table(summary: Mapping[str, Any], loops: Sequence[str]) -> list[st
                 ratio = paired.get(loop, {}).get(name)
                 row += [f"x{ratio[0]:.2f}", f"x{ratio[1]:.2f}"] if ratio else ["-", "-"]
             table.add(*row)
-        if best_names:
-            table.line(f"  (best peer by {units[0]} / by CPU: {'; '.join(best_names)})")
+        if paired:
+            table.line(
+                "  (paired: the median over rounds of each round's own ratio, "
+                "against that round's best peer)"
+            )
     lines = table.render()
     if notes:
         lines += ["", "Failed runs (excluded from the medians):", *notes]
