@@ -336,10 +336,7 @@ class AsyncIOStream(AsyncNetworkStream):
                 return b""
             waiter = protocol.read_waiter = self._loop.create_future()
             try:
-                if timeout is None:
-                    await waiter
-                else:
-                    await _await_timed(waiter, timeout, ReadTimeout, "read")
+                await await_with_timeout(waiter, timeout, ReadTimeout, "read")
             finally:
                 protocol.read_waiter = None
             if not chunks:
@@ -387,7 +384,7 @@ class AsyncIOStream(AsyncNetworkStream):
 
     async def _drain(self, timeout: float | None) -> None:
         protocol = self._protocol
-        waiter = protocol.drain_waiter = asyncio.get_running_loop().create_future()
+        waiter = protocol.drain_waiter = self._loop.create_future()
         try:
             await await_with_timeout(waiter, timeout, WriteTimeout, "write")
         finally:
