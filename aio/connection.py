@@ -109,9 +109,9 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         self._uds = uds
         self._network_backend = network_backend or AsyncIOBackend()
         self._socket_options = socket_options
-        # Set once, when connected: a plain attribute, which the pool reads
-        # on every request.
-        self.established: AsyncConnectionInterface | None = None
+        # Set once, when connected. The pool reads the attribute itself on
+        # every request (the property costs a call).
+        self._established: AsyncConnectionInterface | None = None
         self._connect_failed = False
         self._connect_lock = asyncio.Lock()
 
@@ -138,15 +138,15 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
 
     async def _handle(self, request: Request) -> Response:
         """Connect if needed, then send ``request`` as it is."""
-        if self.established is None:
+        if self._established is None:
             # One connect per connection: a second request arriving meanwhile
             # waits here, then finds the connection busy (HTTP/1.1 carries one
             # request at a time) or failed.
             async with self._connect_lock:
-                if self.established is None:
+                if self._established is None:
                     await self._establish(request)
-        assert self.established is not None
-        return await self.established.handle_async_request(request)
+        assert self._established is not None
+        return await self._established.handle_async_request(request)
 
     async def _establish(self, request: Request) -> None:
         if self._connect_failed:
@@ -173,7 +173,12 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 stream=stream,
                 keepalive_expiry=self._keepalive_expiry,
             )
-        self.established = connection
+        self._established = connection
+
+    @property
+    def established(self) -> AsyncConnectionInterface | None:
+        """The HTTP/1.1 or HTTP/2 connection, once connected (None before)."""
+        return self._established
 
     def _speaks_http2(self, stream: AsyncNetworkStream) -> bool:
         """Whether to speak HTTP/2 on the stream just established."""
@@ -311,48 +316,48 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         While connecting, True when HTTP/2 is likely (https with http2, or
         prior knowledge): more requests can then share the connection.
         """
-        if self.established is None:
+        if self._established is None:
             return (
                 self._http2
                 and (self._origin.scheme == b"https" or not self._http1)
                 and not self._connect_failed
             )
-        return self.established.is_available()
+        return self._established.is_available()
 
     def stream_capacity(self) -> int | None:
         """For HTTP/2, the streams the server allows at once now (0 once it
         takes no new ones); None for HTTP/1.1 or while connecting."""
-        capacity = getattr(self.established, "stream_capacity", None)
+        capacity = getattr(self._established, "stream_capacity", None)
         return None if capacity is None else int(capacity())
 
     def response_started(self) -> bool:
         """HTTP/1.1: whether the last request got any response byte."""
-        started = getattr(self.established, "response_started", None)
+        started = getattr(self._established, "response_started", None)
         return started is not None and bool(started())
 
     def has_expired(self) -> bool:
         """Whether it should be closed (a failed connect counts)."""
-        if self.established is None:
+        if self._established is None:
             return self._connect_failed
-        return self.established.has_expired()
+        return self._established.has_expired()
 
     def is_idle(self) -> bool:
         """Whether no request is in flight."""
-        if self.established is None:
+        if self._established is None:
             return self._connect_failed
-        return self.established.is_idle()
+        return self._established.is_idle()
 
     def is_closed(self) -> bool:
         """Whether it is closed for good."""
-        if self.established is None:
+        if self._established is None:
             return self._connect_failed
-        return self.established.is_closed()
+        return self._established.is_closed()
 
     def info(self) -> str:
         """``CONNECTING``, ``CONNECTION FAILED``, or the HTTP connection's info."""
-        if self.established is None:
+        if self._established is None:
             return "CONNECTION FAILED" if self._connect_failed else "CONNECTING"
-        return self.established.info()
+        return self._established.info()
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} [{self.info()}]>"
@@ -363,17 +368,17 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         A connection still connecting is marked failed; its connect attempt is
         the requesting task's and ends with that task.
         """
-        if self.established is None:
+        if self._established is None:
             self._connect_failed = True
             return
-        abort = getattr(self.established, "abort", None)
+        abort = getattr(self._established, "abort", None)
         if abort is not None:
             abort()
 
     async def aclose(self) -> None:
         """Close the connection."""
-        if self.established is not None:
-            await self.established.aclose()
+        if self._established is not None:
+            await self._established.aclose()
 
     async def __aenter__(self) -> AsyncHTTPConnection:
         return self

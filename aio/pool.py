@@ -541,7 +541,7 @@ def _handler(connection: AsyncConnectionInterface) -> AsyncConnectionInterface:
     HTTP/2 connection itself, without the wrapper's checks, which the pool
     made already (scheme, origin, deadline)."""
     if type(connection) is AsyncHTTPConnection:
-        established = connection.established
+        established = connection._established  # the property, without its call
         if established is not None:
             return established
     return connection

@@ -57,6 +57,21 @@ async def test_keep_alive_reuses_the_connection(
     assert conn.is_closed()
 
 
+async def test_established_is_the_protocol_connection_and_read_only(
+    hypercorn_plain: HypercornPeer,
+) -> None:
+    """``established`` is None until the first request connects, then the
+    HTTP/1.1 connection carrying it; assigning it is refused."""
+    async with aio.AsyncHTTPConnection(origin_of(hypercorn_plain)) as conn:
+        assert conn.established is None
+        response = await conn.request("GET", hypercorn_plain.url + "/")
+        assert response.status == 200
+        assert isinstance(conn.established, aio.AsyncHTTP11Connection)
+        with pytest.raises(AttributeError):
+            conn.established = None  # type: ignore[misc]
+        assert isinstance(conn.established, aio.AsyncHTTP11Connection)
+
+
 async def test_request_headers_and_body_reach_the_server(
     hypercorn_plain: HypercornPeer,
 ) -> None:
