@@ -125,12 +125,12 @@ class AsyncHTTP11Connection(ProtocolConnection):
                 head, switched = await self._exchange_traced(request)
             else:
                 try:
-                    with_head = self._queue_head(request, traced=False)
-                    if with_head is None:
+                    content = self._queue_head(request, traced=False)
+                    if content is None:
                         await self._flush(request)
                         await self._send_request_body(request)
                     else:
-                        self._queue_content(with_head)
+                        self._queue_content(content)
                         await self._flush(request)
                 except WriteError:
                     pass  # as in _exchange_traced
@@ -192,7 +192,7 @@ class AsyncHTTP11Connection(ProtocolConnection):
 
     # -- sending -------------------------------------------------------------
 
-    def _queue_head(self, request: Request, *, traced: bool) -> ByteStream | None:
+    def _queue_head(self, request: Request, *, traced: bool) -> bytes | None:
         """Queue the request head; return the body when it goes out with the
         head, in one write (a small bytes body, or none), else None: the head
         is written first. A traced request keeps the steps apart, as their
@@ -200,19 +200,17 @@ class AsyncHTTP11Connection(ProtocolConnection):
         """
         self._h11.send_request(request.method, request.url.target, request.headers)
         stream = request.stream
-        if (
-            type(stream) is ByteStream
-            and len(stream.content) <= COALESCE_MAX_BODY
-            and not traced
-        ):
-            return stream
+        if type(stream) is ByteStream and not traced:
+            content = stream.content
+            if len(content) <= COALESCE_MAX_BODY:
+                return content
         return None
 
     async def _send_request_body(self, request: Request) -> None:
         stream = request.stream
         if type(stream) is ByteStream:
             # The common case, without an async generator per request.
-            self._queue_content(stream)
+            self._queue_content(stream.content)
         else:
             assert isinstance(stream, AsyncIterable)  # checked before sending
             async for chunk in stream:
@@ -221,9 +219,8 @@ class AsyncHTTP11Connection(ProtocolConnection):
             self._h11.end_request()
         await self._flush(request)
 
-    def _queue_content(self, stream: ByteStream) -> None:
+    def _queue_content(self, content: bytes) -> None:
         """Queue a bytes body and its end."""
-        content = stream.content
         if content:
             self._h11.send_body(content)
         self._h11.end_request()
