@@ -24,7 +24,7 @@ from bench.clients import make_client
 from bench.idle import measure_pool_cost, measure_rss
 from bench.scenarios import SCENARIOS, run_scenario
 
-__all__ = ["CLIENT_CPU", "Job", "main"]
+__all__ = ["CLIENT_CPU", "Job", "loop_factory", "main"]
 
 CLIENT_CPU = 1  # nginx's worker runs on CPU 0
 NOFILE = 16_384
@@ -87,7 +87,8 @@ def _setup_process() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-def _loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
+def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The ``asyncio.Runner`` loop factory for ``asyncio`` or ``uvloop``."""
     if loop == "uvloop":
         import uvloop
 
@@ -153,7 +154,7 @@ def main(argv: list[str]) -> int:
     job = Job.from_json(argv[0])
     _setup_process()
     try:
-        with asyncio.Runner(loop_factory=_loop_factory(job.loop)) as runner:
+        with asyncio.Runner(loop_factory=loop_factory(job.loop)) as runner:
             result = runner.run(_run(job))
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
