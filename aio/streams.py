@@ -201,23 +201,6 @@ class _Receiver(asyncio.BaseProtocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def take(self, max_bytes: int) -> bytes:
-        chunk = self.chunks.popleft()
-        if len(chunk) > max_bytes:
-            # The rest stays as a view: each byte is copied once, however
-            # small the reads (slicing bytes would copy the rest each time).
-            view = memoryview(chunk)
-            self.chunks.appendleft(view[max_bytes:])  # type: ignore[arg-type]
-            chunk = view[:max_bytes]  # type: ignore[assignment]
-        if type(chunk) is not bytes:
-            chunk = bytes(chunk)
-        self.buffered -= len(chunk)
-        if self.read_paused and self.buffered <= _LOW_WATER:
-            self.read_paused = False
-            assert self.transport is not None
-            self.transport.resume_reading()
-        return chunk
-
 
 class _StreamProtocol(_Receiver, asyncio.Protocol):
     """The protocol of a plain (TCP, Unix) transport: it calls ``data_received``."""
@@ -341,17 +324,22 @@ class AsyncIOStream(AsyncNetworkStream):
                 protocol.read_waiter = None
             if not chunks:
                 return await self.read(max_bytes, timeout)
-        # The usual chunk, whole and unpaused, is taken here; take() does the rest.
-        chunk = chunks[0]
-        if (
-            type(chunk) is bytes
-            and len(chunk) <= max_bytes
-            and not protocol.read_paused
-        ):
-            chunks.popleft()
-            protocol.buffered -= len(chunk)
-            return chunk
-        return protocol.take(max_bytes)
+        # Taken here rather than in a method of the protocol: a call less per read.
+        chunk = chunks.popleft()
+        if len(chunk) > max_bytes:
+            # The rest stays as a view: each byte is copied once, however
+            # small the reads (slicing bytes would copy the rest each time).
+            view = memoryview(chunk)
+            chunks.appendleft(view[max_bytes:])  # type: ignore[arg-type]
+            chunk = view[:max_bytes]  # type: ignore[assignment]
+        if type(chunk) is not bytes:
+            chunk = bytes(chunk)
+        protocol.buffered -= len(chunk)
+        if protocol.read_paused and protocol.buffered <= _LOW_WATER:
+            protocol.read_paused = False
+            assert protocol.transport is not None
+            protocol.transport.resume_reading()
+        return chunk
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         """Send ``buffer``; wait while the transport's buffer is over its limit.
