@@ -125,7 +125,7 @@ def run_real(client: str, port: int, cafile: str, loop: str, requests: int) -> N
     """In the measured process: the warm-up, then ``requests`` S1 GETs."""
     from bench.base import Endpoint
     from bench.clients import make_client
-    from bench.scenarios import get_many
+    from bench.scenarios import SCENARIOS, get_many
     from bench.server import HOST
     from bench.worker import loop_factory
 
@@ -135,7 +135,7 @@ def run_real(client: str, port: int, cafile: str, loop: str, requests: int) -> N
             port=port,
             tls=False,
             http2=False,
-            max_connections=1,
+            max_connections=SCENARIOS["S1"].max_connections,
             cafile=cafile,
         )
         made = make_client(client, endpoint)

@@ -97,12 +97,12 @@ def _paired(records: Iterable[Record]) -> dict[str, dict[str, dict[str, Any]]]:
             ("peer", [p for p in PEERS if p in seen]),
             ("raw", ["raw"] if "raw" in seen else []),
         ):
+            if not members:
+                continue
             pairs = []
             for clients in by_run.values():
                 mine = clients.get("wireline")
-                if not members or mine is None:
-                    continue
-                if any(member not in clients for member in members):
+                if mine is None or any(member not in clients for member in members):
                     continue
                 top = max(clients[member][0] for member in members)
                 low = min(clients[member][1] for member in members)
